@@ -1,0 +1,45 @@
+# Local development: `make run` and `make test` work on a fresh machine
+# with Java 17+, Maven and Python 3.11+ (see README.md).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install up down topics run produce test test-unit lint clean
+
+$(BIN)/clickstream: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/clickstream
+
+up:
+	deploy/local/up.sh
+
+down:
+	deploy/local/down.sh
+
+topics: install up
+	clickstream topics create
+
+run: topics
+	clickstream produce
+
+produce: topics
+	clickstream produce
+
+lint: install
+	ruff check services statestore load tests
+
+test-unit: install
+	pytest tests/unit -q $(PYTEST_ARGS)
+
+test: install lint
+	pytest -q -rs $(PYTEST_ARGS)
+
+clean: down
+	rm -rf .local $(VENV) .pytest_cache .ruff_cache
