@@ -32,8 +32,17 @@ def _topics_args(parser: argparse.ArgumentParser) -> None:
 
 COMMANDS = (
     Command("produce", "generate realistic clickstream events", "services.producer.main"),
-    Command("topics", "create or describe the pipeline's topics", "services.common.topics_cli",
-            _topics_args),
+    Command(
+        "process",
+        "aggregate events into windows in Redis and publish them",
+        "services.processor.main",
+    ),
+    Command(
+        "topics",
+        "create or describe the pipeline's topics",
+        "services.common.topics_cli",
+        _topics_args,
+    ),
     Command("load", "generate, replay or record clickstream datasets", "load.cli",
             lambda parser: importlib.import_module("load.cli").add_arguments(parser)),
     Command("chaos", "kill processors mid-window and check every window against ground truth",
