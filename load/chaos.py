@@ -65,6 +65,7 @@ from load.verdict import DlqVerdict, WindowsVerdict, compare_dlq, compare_window
 from services.common.config import (
     Config,
     Setting,
+    non_negative_int,
     parse_bool,
     positive_float,
     positive_int,
@@ -88,11 +89,11 @@ SETTINGS = (
     Setting("CHAOS_SEED", None, "random seed of data and kills (default: random)", parse=int,
             aliases=("--seed",)),
     Setting("CHAOS_WINDOW_SECONDS", 10, "WINDOW_SECONDS of the replicas", parse=positive_int),
-    Setting("CHAOS_GRACE_SECONDS", 2.0, "GRACE_SECONDS of the replicas", parse=float),
-    Setting("CHAOS_IDLE_PARTITION_SECONDS", 3.0, "IDLE_PARTITION_SECONDS of the replicas",
-            parse=float),
-    Setting("CHAOS_ALLOWED_LATENESS_SECONDS", 20.0, "ALLOWED_LATENESS_SECONDS of the replicas",
-            parse=float),
+    Setting("CHAOS_GRACE_SECONDS", 2, "GRACE_SECONDS of the replicas", parse=non_negative_int),
+    Setting("CHAOS_IDLE_PARTITION_SECONDS", 3, "IDLE_PARTITION_SECONDS of the replicas",
+            parse=positive_int),
+    Setting("CHAOS_ALLOWED_LATENESS_SECONDS", 20, "ALLOWED_LATENESS_SECONDS of the replicas",
+            parse=non_negative_int),
     Setting("CHAOS_SPEED", 1.0, "replay at K times the dataset's pace", parse=positive_float,
             aliases=("--speed",)),
     Setting("CHAOS_KILL_EVERY", 5.0, "mean seconds between kills (jittered +-50%)",
@@ -178,19 +179,15 @@ def processor_env(config: Config, names: dict[str, str], redis_url: str,
         STATE_NAMESPACE=names["namespace"],
         CONSUMER_GROUP=names["group"],
         WINDOW_SECONDS=str(config.chaos_window_seconds),
-        GRACE_SECONDS=_number(config.chaos_grace_seconds),
-        IDLE_PARTITION_SECONDS=_number(config.chaos_idle_partition_seconds),
-        ALLOWED_LATENESS_SECONDS=_number(config.chaos_allowed_lateness_seconds),
+        GRACE_SECONDS=str(config.chaos_grace_seconds),
+        IDLE_PARTITION_SECONDS=str(config.chaos_idle_partition_seconds),
+        ALLOWED_LATENESS_SECONDS=str(config.chaos_allowed_lateness_seconds),
         START_FROM="earliest",
         STATE_TTL_SECONDS="900",  # the run's keys expire on a shared Redis
         METRICS_PORT=str(metrics_port),
         LOG_FORMAT="json",
     )
     return env
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def run(config: Config) -> int:
