@@ -43,3 +43,22 @@ test: install lint
 
 clean: down
 	rm -rf .local $(VENV) .pytest_cache .ruff_cache
+
+# ---- load and chaos (load/, README "Load and chaos") -------------------------------
+# `make load`: generate the default dataset once, then replay it into EVENTS_TOPIC at
+# full speed; LOAD_ARGS passes flags (--rate 50000, --speed 1 --shift-to-now, ...).
+# `make chaos`: the local chaos run; CHAOS_ARGS passes flags (--redis restart, ...).
+LOAD_DATASET ?= data/load-default.jsonl.gz
+LOAD_ARGS ?=
+CHAOS_ARGS ?=
+
+.PHONY: load chaos
+
+$(LOAD_DATASET): | install
+	clickstream load generate --dataset $@
+
+load: topics $(LOAD_DATASET)
+	clickstream load replay --dataset $(LOAD_DATASET) $(LOAD_ARGS)
+
+chaos: topics
+	clickstream chaos $(CHAOS_ARGS)
