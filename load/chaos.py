@@ -111,8 +111,9 @@ SETTINGS = (
     Setting("CHAOS_WORKDIR", ".local/chaos", "where runs keep their dataset and replica logs"),
     Setting("CHAOS_PROCESS_COMMAND", "",
             "command that starts one processor (default: this Python's `clickstream process`)"),
-    Setting("CHAOS_NAMESPACE", "default", "Kubernetes namespace of the release"),
-    Setting("CHAOS_POD_SELECTOR", "app.kubernetes.io/component=processor",
+    Setting("CHAOS_NAMESPACE", "kafka", "Kubernetes namespace of the release"),
+    Setting("CHAOS_POD_SELECTOR",
+            "app.kubernetes.io/instance=clickstream,app.kubernetes.io/component=processor",
             "label selector of the release's processor pods"),
     Setting("CHAOS_KUBECTL", "kubectl", "kubectl binary (and flags such as --context)"),
 )
@@ -193,7 +194,16 @@ def processor_env(config: Config, names: dict[str, str], redis_url: str,
 def run(config: Config) -> int:
     seed = config.chaos_seed if config.chaos_seed is not None else random.randrange(1 << 30)
     if config.chaos_mode == "kubernetes":
-        report = run_kubernetes(config, seed)
+        kubectl_binary = shlex.split(config.chaos_kubectl)[0]
+        if shutil.which(kubectl_binary) is None:
+            log.error("kubernetes mode needs kubectl on the PATH", kubectl=kubectl_binary)
+            return 2
+        try:
+            report = run_kubernetes(config, seed)
+        except subprocess.CalledProcessError as error:
+            log.error("kubectl failed", command=" ".join(error.cmd),
+                      stderr=(error.stderr or "").strip()[:500])
+            return 2
     else:
         report = run_local(config, seed)
     print_verdict(report, seed)
@@ -372,22 +382,26 @@ def _collect_recoveries(scraper: Scraper, report: ChaosReport) -> None:
 
 def _clean_up(config: Config, admin, names: dict[str, str], workdir: Path,
               report: ChaosReport) -> None:
-    if config.chaos_keep or not report.ok:
-        report.notes.append(f"kept topics chaos-*-{{events,metrics,dlq}} and logs in {workdir}")
+    """Delete the run's topics (unless CHAOS_KEEP); keep replica logs when the run failed."""
+    if config.chaos_keep:
+        report.notes.append(f"kept topics {names['namespace']}-* and {workdir}")
         return
     for future in admin.delete_topics([names["events"], names["metrics"], names["dlq"]]).values():
         try:
             future.result()
         except Exception as error:  # cleanup is best effort; the verdict stands
             log.warning("could not delete a chaos topic", error=str(error))
-    shutil.rmtree(workdir, ignore_errors=True)
+    if report.ok:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        report.notes.append(f"replica logs kept in {workdir}")
 
 
 # ---- Kubernetes mode ------------------------------------------------------------------------
 
 
 def kubectl(config: Config, *args: str) -> str:
-    command = [*config.chaos_kubectl.split(), "-n", config.chaos_namespace, *args]
+    command = [*shlex.split(config.chaos_kubectl), "-n", config.chaos_namespace, *args]
     return subprocess.run(command, check=True, capture_output=True, text=True,
                           timeout=60).stdout
 
@@ -399,11 +413,14 @@ def run_kubernetes(config: Config, seed: int) -> ChaosReport:
                          broker_restarts="skipped (kubernetes mode)")
     started = time.monotonic()
     rng = random.Random(seed)
-    workdir = Path(config.chaos_workdir) / f"k8s-{uuid.uuid4().hex[:8]}"
-    expected, path = _dataset(config, seed, workdir)
     pods = kubectl(config, "get", "pods", "-l", config.chaos_pod_selector,
                    "-o", "jsonpath={.items[*].metadata.name}").split()
+    if not pods:
+        raise RuntimeError(f"no pods match {config.chaos_pod_selector!r} in namespace "
+                           f"{config.chaos_namespace!r}")
     report.replicas = len(pods)
+    workdir = Path(config.chaos_workdir) / f"k8s-{uuid.uuid4().hex[:8]}"
+    expected, path = _dataset(config, seed, workdir)
     shift = shift_for_now(first_arrival(path), config.chaos_window_seconds)
     expected = truth.shift(expected, shift)
     dlq_start = end_offsets(config, config.dlq_topic)
@@ -496,10 +513,12 @@ def verdict_rows(report: ChaosReport) -> list[tuple[str, str]]:
         rows.append(("DLQ repeats of a source record", str(dlq.records - dlq.distinct)))
         rows.append(("DLQ mismatches", str(len(dlq.mismatches))))
     if report.recoveries:
+        idle = sum(1 for kill in report.kills if not kill.partitions)
         rows.append(("longest kill-to-processing", f"{max(report.recoveries):.1f} s (median "
                      f"{statistics.median(report.recoveries):.1f} s over "
                      f"{len(report.recoveries)} kills"
                      + (f"; {report.unrecovered} not observed" if report.unrecovered else "")
+                     + (f"; {idle} victims held no partitions yet" if idle else "")
                      + ")"))
     elif report.mode == "local":
         rows.append(("longest kill-to-processing", "not measured (no /metrics progress seen)"))
@@ -520,7 +539,8 @@ def print_verdict(report: ChaosReport, seed: int) -> None:
         if name == "verdict":
             style = "bold green" if report.ok else "bold red"
         table.add_row(name, value, style=style)
-    console = Console()
+    # Not a terminal (CI logs, a pipe): wide enough that no row wraps.
+    console = Console(width=None if sys.stdout.isatty() else 110)
     console.print(table)
     mismatches = []
     if report.windows is not None:

@@ -102,7 +102,7 @@ class RedisServer:
     """A private redis-server with AOF, so a chaos run may kill and restart it safely."""
 
     def __init__(self, directory: Path, port: int | None = None):
-        self.directory = directory
+        self.directory = directory.resolve()  # redis-server changes into --dir first
         self.port = port or free_port()
         self.process: subprocess.Popen | None = None
         self.restarts = 0
