@@ -191,14 +191,14 @@ def _replay(config: Config, path: Path) -> int:
     total = expected["records"] if expected else None
     log.info("replaying", path=str(path), topic=config.events_topic, pacing=pacing.describe(),
              shift_seconds=shift_seconds, records=total)
-    with _progress(total) as progress:
+    with _Progress(total) as progress:
         result = replay(config, path, config.events_topic, pacing, shift_seconds,
                         progress=progress)
     _print_summary(result)
     return 0 if result.ok else 1
 
 
-class _progress:
+class _Progress:
     """A rich progress bar on a terminal, a log line every few seconds otherwise."""
 
     def __init__(self, total: int | None):

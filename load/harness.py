@@ -301,6 +301,16 @@ def end_offsets(config: Config, topic: str) -> dict[int, int]:
         consumer.close()
 
 
+def _window_records(messages: list) -> list[WindowRecord]:
+    records = []
+    for message in messages:
+        try:
+            records.append(decode_record(message.value()))
+        except msgspec.DecodeError:  # not a window record: the verdict reports the window
+            log.warning("undecodable record on the metrics topic", offset=message.offset())
+    return records
+
+
 def wait_for_finals(
     reader: TopicReader,
     windows: Sequence[str],
@@ -311,20 +321,14 @@ def wait_for_finals(
     records: list[WindowRecord] = []
     waiting = set(windows)
     while True:
-        for message in reader.poll():
-            try:
-                record = decode_record(message.value())
-            except msgspec.DecodeError:  # not a window record: the verdict reports it missing
-                log.warning("undecodable record on the metrics topic", offset=message.offset())
-                continue
-            records.append(record)
-            if record.final:
-                waiting.discard(record.window_start)
+        batch = _window_records(reader.poll())
+        records.extend(batch)
+        waiting.difference_update(record.window_start for record in batch if record.final)
         on_tick()
         if not waiting:
             # Read on to the end: repeats of a final must be seen by the verdict too.
             while not reader.caught_up():
-                records.extend(decode_record(m.value()) for m in reader.poll())
+                records.extend(_window_records(reader.poll()))
             return records
         if time.monotonic() > deadline:
             log.warning("deadline passed with windows lacking a final record",

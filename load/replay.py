@@ -7,9 +7,10 @@ from the file a chunk at a time, produce() runs in a tight loop with large
 batches, lz4 and a long linger, and the producer reports deliveries only when
 they fail (`delivery.report.only.error`), so no Python callback runs per event.
 
-With `shift_to_now`, every valid event's timestamp moves by a whole number of
-windows so the first event lands in the current window: window alignment is
-kept and the ground truth only needs its window keys moved (load.truth.shift).
+With `shift_seconds` (see shift_for_now), every valid event's timestamp moves
+by a whole number of windows, e.g. so the first event lands in the current
+window: window alignment is kept and the ground truth only needs its window
+keys moved (load.truth.shift).
 """
 
 from __future__ import annotations
@@ -161,7 +162,6 @@ def replay(
     pacing: Pacing = Pacing(),
     shift_seconds: int = 0,
     progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] = lambda: False,
 ) -> ReplayResult:
     """Produce every record of `path` to `topic`; returns the summary once all are delivered.
 
@@ -175,16 +175,14 @@ def replay(
     producer = make_producer(config, **settings, on_delivery=on_delivery)
     started = time.monotonic()
     pacer = _Pacer(pacing, started) if pacing.paced else None
-    # Nothing in the loop creates reference cycles; collections over the chunk's
-    # short-lived objects would only cost time.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(FAST_SWITCH_INTERVAL_S)
+    gc_was_enabled, switch_interval = gc.isenabled(), sys.getswitchinterval()
+    if pacer is None:
+        # Nothing in the loop creates reference cycles; collections over the chunks'
+        # short-lived objects would only cost time.
+        gc.disable()
+        sys.setswitchinterval(FAST_SWITCH_INTERVAL_S)
     try:
         for keys, values, arrivals in _chunks(path, shift_seconds):
-            if should_stop():
-                break
             if pacer is not None:
                 pacer.send(producer, topic, keys, values, arrivals)
             else:
