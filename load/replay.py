@@ -37,7 +37,7 @@ log = get_logger("load.replay")
 Key = str | bytes | None
 Value = msgspec.Raw | bytes | None
 
-PROGRESS_LOG_EVERY_S = 5.0
+PACED_SLICE = 200  # records between progress reports of a paced replay
 
 # Throughput settings: few large lz4 batches; librdkafka's queue deep enough to
 # keep the sender busy while Python decodes the next chunk.
@@ -182,7 +182,7 @@ def replay(
         gc.disable()
         sys.setswitchinterval(FAST_SWITCH_INTERVAL_S)
     try:
-        for keys, values, arrivals in _chunks(path, shift_seconds):
+        for keys, values, arrivals in _slices(_chunks(path, shift_seconds), pacer is not None):
             if pacer is not None:
                 pacer.send(producer, topic, keys, values, arrivals)
             else:
@@ -214,6 +214,19 @@ def _chunks(
                 for value, kind in zip(values, columns.kinds, strict=True)
             ]
         yield columns.keys, values, columns.arrivals
+
+
+def _slices(
+    chunks: Iterator[tuple[list[Key], list[Value], list[float]]], paced: bool
+) -> Iterator[tuple[list[Key], list[Value], list[float]]]:
+    """Whole chunks at full speed; small slices when paced, so progress shows often."""
+    for keys, values, arrivals in chunks:
+        if not paced:
+            yield keys, values, arrivals
+            continue
+        for start in range(0, len(values), PACED_SLICE):
+            end = start + PACED_SLICE
+            yield keys[start:end], values[start:end], arrivals[start:end]
 
 
 def _send_fast(producer: Producer, topic: str, keys: list[Key], values: list[Value]) -> None:
