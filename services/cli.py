@@ -43,6 +43,7 @@ COMMANDS = (
         "services.common.topics_cli",
         _topics_args,
     ),
+    Command("bench", "measure the pipeline against its targets on the local stack", "load.bench"),
 )
 
 
