@@ -12,7 +12,8 @@ TriggerAuthentication) have no bundled schema: they are checked against the smal
 schemas in crd-schemas/, which cover the fields the chart writes. Any other kind without
 a schema is an error, so nothing passes unchecked.
 
-Prints {"resources": [...], "errors": [...]} and exits 1 when there are errors.
+Prints {"resources": [...], "errors": [...]} and exits 1 when there are errors, 2 when
+the file is not YAML.
 """
 
 from __future__ import annotations
@@ -61,7 +62,11 @@ def main() -> int:
     parser.add_argument("manifests", type=pathlib.Path)
     parser.add_argument("--kubernetes-version", default="1.33")
     args = parser.parse_args()
-    resources = [doc for doc in yaml.safe_load_all(args.manifests.read_text()) if doc]
+    try:
+        resources = [doc for doc in yaml.safe_load_all(args.manifests.read_text()) if doc]
+    except yaml.YAMLError as error:
+        print(f"{args.manifests}: not YAML: {error}", file=sys.stderr)
+        return 2
     errors = [
         reason for reason in (validate(r, args.kubernetes_version) for r in resources) if reason
     ]
