@@ -180,6 +180,13 @@ def test_rendered_value_set_validates_against_kubernetes_schemas(
     assert ("NetworkPolicy" in kinds) == (value_set != "topics-off")
 
 
+def test_values_schema_rejects_misspelt_sections_and_bad_types(tools: Tools, chart: Path) -> None:
+    misspelt = template(tools, chart, None, "procesor.replicas=2")
+    assert misspelt.returncode != 0 and "procesor" in misspelt.stderr
+    zero = template(tools, chart, None, "processor.replicas=0")
+    assert zero.returncode != 0 and "/processor/replicas" in zero.stderr
+
+
 def test_validator_rejects_unknown_fields_and_bad_custom_resources(
     tools: Tools, chart: Path, tmp_path: Path
 ) -> None:
