@@ -21,13 +21,16 @@ lock="$TOOLS_DIR/.lock"
 exec 9>"$lock"
 flock 9  # two test sessions starting at once must not build into the same place
 
-# helm built with `go install` reports only "v3.x"; a stamp records the exact version.
+# The stamp records the exact version installed. Helm's release builds set their version
+# with -ldflags; without it `helm version` would say only "v3.x". (Its default Kubernetes
+# version for `helm template` stays v1.20 this way: pass --kube-version, as the tests do.)
 if [ "$(cat "$TOOLS_DIR/bin/.helm-version" 2>/dev/null)" != "$HELM_VERSION" ] \
     || [ ! -x "$TOOLS_DIR/bin/helm" ]; then
   command -v go >/dev/null || { log "Go is needed to build helm (go install)"; exit 1; }
   log "building helm $HELM_VERSION with $(go version | cut -d' ' -f3) (takes a few minutes)"
   GOBIN="$TOOLS_DIR/bin" GOFLAGS="${GOFLAGS:--buildvcs=false}" \
-    go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+    go install -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
   echo "$HELM_VERSION" > "$TOOLS_DIR/bin/.helm-version"
 fi
 

@@ -361,6 +361,37 @@ def test_kafka_topics_match_the_services_topic_specs(
     assert actual == expected
 
 
+@pytest.fixture(scope="session")
+def notes_chart(chart: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The chart copy plus a template that renders NOTES.txt (helm template skips it)."""
+    copy = tmp_path_factory.mktemp("notes") / "clickstream"
+    shutil.copytree(chart, copy)
+    (copy / "templates" / "zz-notes.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: rendered-notes\ndata:\n"
+        '  notes: |\n{{ include "clickstream/templates/NOTES.txt" . | indent 4 }}\n'
+    )
+    return copy
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_notes_point_at_resources_the_release_has(
+    tools: Tools, chart: Path, notes_chart: Path, tmp_path: Path, value_set: str
+) -> None:
+    resources = rendered(tools, chart, tmp_path, VALUE_SETS[value_set])
+    result = template(tools, notes_chart, VALUE_SETS[value_set])
+    assert result.returncode == 0, result.stderr
+    (notes,) = [doc for doc in validate(tools, result.stdout, tmp_path)[0]
+                if doc["metadata"]["name"] == "rendered-notes"]
+    text = notes["data"]["notes"]
+    kinds = {"deployment": "Deployment", "svc": "Service", "scaledobject": "ScaledObject"}
+    mentioned = re.findall(r"\b(deployment|svc)/([\w-]+)|scaledobject ([\w-]+)", text)
+    assert mentioned
+    for kind, name, scaled in mentioned:
+        kind, name = (kind, name) if kind else ("scaledobject", scaled)
+        assert name in by_kind(resources, kinds[kind]), f"NOTES name {kind}/{name}"
+    assert "kubectl logs -f deployment/clickstream-consumer -n kafka" in text
+
+
 # --- image ---------------------------------------------------------------------------------
 
 def test_dockerfile_passes_hadolint(tools: Tools) -> None:
