@@ -17,7 +17,6 @@ kubernetes-validate bundles, and the custom resources against crd-schemas/
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -54,6 +53,7 @@ class Tools:
     helm: Path
     python: Path  # has kubernetes-validate, PyYAML and jsonschema
     hadolint: Path
+    promtool: Path
 
     def yaml(self, path: Path) -> list[Any]:
         """The documents of a YAML file (the project's own venv has no YAML parser)."""
@@ -75,7 +75,7 @@ def tools() -> Tools:
     directory = Path(result.stdout.strip().splitlines()[-1])
     return Tools(
         directory / "bin" / "helm", directory / "venv" / "bin" / "python",
-        directory / "bin" / "hadolint",
+        directory / "bin" / "hadolint", directory / "bin" / "promtool",
     )
 
 
@@ -472,15 +472,41 @@ def test_alert_rules_cover_the_failure_modes_with_exported_metrics(
     assert "[10m]" in rules["ClickstreamNoWindowPublished"]["expr"]
 
 
-def test_promtool_accepts_the_alert_rules() -> None:
-    """Full PromQL parsing when promtool is on PATH (it is not built by k8s-tools.sh)."""
-    promtool = shutil.which("promtool", path=os.environ.get("PATH", "") + os.pathsep
-                            + str(Path.home() / "go" / "bin"))
-    if promtool is None:
-        pytest.skip("promtool not installed; the metric-name checks above still ran")
-    result = subprocess.run([promtool, "check", "rules", str(ALERTS)], capture_output=True,
-                            text=True)
+def promtool(tools: Tools, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(tools.promtool), *args], capture_output=True, text=True)
+
+
+def test_promtool_accepts_the_alert_rules(tools: Tools) -> None:
+    result = promtool(tools, "check", "rules", str(ALERTS))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alerts_fire_on_their_failure_and_stay_quiet_next_to_it(tools: Tools) -> None:
+    """promtool unit tests with synthetic series: clickstream-alerts.test.yaml."""
+    result = promtool(tools, "test", "rules", str(HERE / "clickstream-alerts.test.yaml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dashboard_queries_parse_as_promql(tools: Tools, tmp_path: Path) -> None:
+    """Each panel query, with Grafana's variables filled in, as a recording rule that
+    promtool parses."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    rules = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"].replace("$__rate_interval", "1m").replace("$namespace", ".*")
+            assert "$" not in expr, f"unhandled Grafana variable in {expr}"
+            rules.append({"record": f"dashboard:panel{panel['id']}:{target['refId'].lower()}",
+                          "expr": expr})
+    assert len(rules) >= 10
+    rule_file = tmp_path / "dashboard-rules.yaml"
+    rule_file.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = promtool(tools, "check", "rules", str(rule_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = tmp_path / "broken-rules.yaml"
+    broken.write_text(json.dumps({"groups": [{"name": "x", "rules": [
+        {"record": "x:y", "expr": "sum by (le (rate(x[1m]))"}]}]}))
+    assert promtool(tools, "check", "rules", str(broken)).returncode != 0
 
 
 def test_readme_helm_commands_use_values_the_chart_has(tools: Tools) -> None:
