@@ -27,7 +27,7 @@ topics: install up
 	clickstream topics create
 
 run: topics
-	clickstream produce
+	deploy/local/run.sh
 
 produce: topics
 	clickstream produce

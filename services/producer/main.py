@@ -15,6 +15,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from services.common.config import Config, Setting, non_negative_int, positive_int
 from services.common.kafka import make_producer, partition_count, wait_for_broker
 from services.common.logging import get_logger
+from services.common.observability import EVENTS_PRODUCED, PRODUCE_ERRORS, Health, serve
 from services.common.schema import encode_event
 from services.producer.generator import TrafficGenerator
 
@@ -61,6 +62,9 @@ SETTINGS = (
         parse=int,
         aliases=("--seed",),
     ),
+    Setting(
+        "METRICS_PORT", 0, "port of /metrics, /healthz, /readyz (0: off)", parse=non_negative_int
+    ),
 )
 
 
@@ -76,8 +80,10 @@ class DeliveryStats:
         if error is not None:
             self.failed += 1
             self.first_error = self.first_error or str(error)
+            PRODUCE_ERRORS.inc()
             return
         self.delivered += 1
+        EVENTS_PRODUCED.inc()
         self.last_partition = message.partition()
         self.last_offset = message.offset()
 
@@ -95,9 +101,20 @@ class Stopper:
 
 
 def run(config: Config) -> int:
+    health = Health()
+    stop_http = serve(config.metrics_port, health) if config.metrics_port else None
+    try:
+        return _run(config, health)
+    finally:
+        if stop_http:
+            stop_http()
+
+
+def _run(config: Config, health: Health) -> int:
     producer = make_producer(config)
     metadata = wait_for_broker(producer)
     partition_count(metadata, config.events_topic)  # fail early with a clear message
+    health.ready = True
     generator = TrafficGenerator(users=config.producer_users, seed=config.producer_seed)
     stats = DeliveryStats()
     stopper = Stopper()
@@ -109,7 +126,7 @@ def run(config: Config) -> int:
         seed=config.producer_seed,
     )
     started = time.monotonic()
-    sent = produce_loop(producer, config, generator, stats, stopper, started)
+    sent = produce_loop(producer, config, generator, stats, stopper, started, health.beat)
     remaining = producer.flush(30)
     elapsed = time.monotonic() - started
     log.info(
@@ -132,6 +149,7 @@ def produce_loop(
     stats: DeliveryStats,
     stopper: Stopper,
     started: float,
+    beat=lambda: None,
 ) -> int:
     """Send until count, duration or a signal ends the run; returns events sent."""
     rate, count, duration = config.producer_rate, config.producer_count, config.producer_duration
@@ -139,6 +157,7 @@ def produce_loop(
     next_progress = started + PROGRESS_EVERY_S
     sent = 0
     while not stopper.requested:
+        beat()
         now = time.monotonic()
         if (count and sent >= count) or (duration and now - started >= duration):
             break
