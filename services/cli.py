@@ -34,6 +34,9 @@ COMMANDS = (
     Command("produce", "generate realistic clickstream events", "services.producer.main"),
     Command("topics", "create or describe the pipeline's topics", "services.common.topics_cli",
             _topics_args),
+    Command("consume", "the metrics dashboard: live view, log blocks or JSON lines",
+            "services.consumer.main",
+            lambda parser: importlib.import_module("services.consumer.main").add_arguments(parser)),
 )
 
 
