@@ -118,8 +118,12 @@ def _header(state: DashboardState, now: float) -> Text:
 def _change_line(state: DashboardState, now: float) -> Text:
     update = state.last_update
     if update is None:
-        message = "Reading the metrics topic…" if not state.backfill_done else "No change yet"
-        return Text(message, style="dim", no_wrap=True, overflow="ellipsis")
+        if not state.backfill_done:
+            return Text("Reading the metrics topic…", style="dim", no_wrap=True)
+        message = "No window yet"
+        if state.topic_empty:
+            message = "The metrics topic is empty: waiting for the first window"
+        return Text(message, style="yellow", no_wrap=True, overflow="ellipsis")
     record = update.record
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append("Last change ", style="dim")
@@ -149,8 +153,8 @@ def _latest_panel(state: DashboardState, latest: WindowRecord | None) -> Panel:
             body: RenderableType = Text("Reading the latest windows…", style="dim")
         else:
             body = Text(
-                f"The metrics topic is empty: waiting for the first window. The processor "
-                f"publishes a window shortly after it ends (every {state.window_seconds}s).",
+                f"No completed window on the topic yet. The processor publishes each "
+                f"{state.window_seconds}s window shortly after it ends.",
                 style="yellow",
             )
         return Panel(body, title="Latest window", title_align="left", height=8)
