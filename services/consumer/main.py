@@ -58,6 +58,9 @@ SETTINGS = (
     Setting("DASHBOARD_LAST", None,
             "windows to show at start (default 1; every window with --from-beginning)",
             parse=positive_int, aliases=("--last",)),
+    Setting("DASHBOARD_CONNECT_ATTEMPTS", 5,
+            "metadata requests at start before giving up on the broker (exit 2)",
+            parse=positive_int),
     Setting("DASHBOARD_GIVE_UP_SECONDS", 60,
             "exit 2 after the broker has been unreachable this long", parse=positive_int),
     # The processor's settings, read here to find its live state and lag.
@@ -137,7 +140,7 @@ def run(config: Config, args: argparse.Namespace | None = None) -> int:
         configure("error", config.log_format)
     tail = RECORDS_PER_WINDOW * (max(config.dashboard_history, last or 0) + 1)
     reader = MetricsReader(config, config.dashboard_group, tail, from_beginning)
-    reader.open()
+    reader.open(attempts=config.dashboard_connect_attempts)
     health = obs.Health()
     stop_http = obs.serve(config.metrics_port, health) if config.metrics_port else None
     stopper = Stopper()
