@@ -32,6 +32,8 @@ def _topics_args(parser: argparse.ArgumentParser) -> None:
 
 COMMANDS = (
     Command("produce", "generate realistic clickstream events", "services.producer.main"),
+    Command("process", "aggregate events into windows in Redis and publish them",
+            "services.processor.main"),
     Command("topics", "create or describe the pipeline's topics", "services.common.topics_cli",
             _topics_args),
     Command("consume", "the metrics dashboard: live view, log blocks or JSON lines",

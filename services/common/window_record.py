@@ -69,3 +69,45 @@ def parse_iso(text: str) -> float:
 
 def window_start_of(epoch_s: float, window_seconds: int) -> int:
     return int(epoch_s // window_seconds) * window_seconds
+
+
+def build_record(
+    totals,
+    window_seconds: int,
+    *,
+    revision: int,
+    final: bool,
+    published_at: float,
+) -> WindowRecord:
+    """A WindowRecord from a window's merged state (statestore.WindowTotals)."""
+    sessions = totals.unique_sessions
+    return WindowRecord(
+        window_start=iso_utc(totals.window_start),
+        window_end=iso_utc(totals.window_start + window_seconds),
+        total_events=totals.events,
+        unique_users=totals.unique_users,
+        unique_sessions=sessions,
+        event_types=_ranked(totals.event_types),
+        devices=_ranked(totals.devices),
+        top_referrers=_ranked(totals.referrers, TOP_N),
+        top_pages=_ranked(totals.pages, TOP_N),
+        avg_duration_ms=round(totals.duration_ms / totals.events, 1) if totals.events else 0.0,
+        countries=_ranked(totals.countries),
+        categories=_ranked(totals.categories),
+        cart_sessions=totals.cart_sessions,
+        purchase_sessions=totals.purchase_sessions,
+        cart_conversion=round(totals.cart_sessions / sessions, 4) if sessions else 0.0,
+        purchase_conversion=round(totals.purchase_sessions / sessions, 4) if sessions else 0.0,
+        revision=revision,
+        final=final,
+        late_events=totals.late,
+        published_at=iso_utc(published_at),
+    )
+
+
+def _ranked(counts, limit: int | None = None) -> dict[str, int]:
+    """Highest count first, ties by name; zero counts left out."""
+    ranked = sorted(
+        ((name, count) for name, count in counts.items() if count), key=lambda kv: (-kv[1], kv[0])
+    )
+    return dict(ranked[:limit])

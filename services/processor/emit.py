@@ -1,0 +1,157 @@
+"""Step 5, emit: publish each closed window once per revision.
+
+Any replica may run the emitter on its timer (a punctuation); a Redis lease
+lets one of them do it at a time. Publishing follows a write-ahead protocol, so
+a crash at any point publishes a revision at most twice, with the same bytes.
+"""
+
+from __future__ import annotations
+
+import time
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from services.common.logging import get_logger
+from services.common.observability import PUBLISH_DELAY_SECONDS, WINDOWS_PUBLISHED
+from services.common.window_record import build_record, encode_record, iso_utc
+from services.processor.fold import Windowing
+from services.processor.watermark import StreamTime
+from statestore import Emission, StateStore
+
+log = get_logger("processor.emit")
+
+
+class PublishError(RuntimeError):
+    """The metrics topic did not confirm a window record."""
+
+
+class Emitter:
+    def __init__(
+        self,
+        store: StateStore,
+        producer: Producer,
+        metrics_topic: str,
+        windowing: Windowing,
+        partitions: int,
+        owner: str,
+        lease_ms: int,
+    ):
+        self.store = store
+        self.producer = producer
+        self.metrics_topic = metrics_topic
+        self.windowing = windowing
+        self.partitions = range(partitions)
+        self.owner = owner
+        self.lease_ms = lease_ms
+        self._previous_tick: float | None = None
+        self._closed_at: dict[int, float] = {}
+
+    def tick(self, stream: StreamTime, now: float) -> int:
+        """Publish what the stream watermark allows; returns records published.
+
+        1. Hold the emitter lease, or leave the work to the replica that does.
+        2. List windows whose end + grace the stream watermark has passed.
+        3. Oldest first, for each window:
+           a. a claimed revision still pending (its emitter died) is published again;
+           b. once the watermark passes end + grace + allowed lateness, seal the
+              window in every partition first, so its final record is really final;
+           c. merge its state; if it changed since the last revision, or is due to
+              be final, claim the next revision, produce it, wait for the broker's
+              acknowledgement, and only then commit the revision;
+           d. a final window is dropped from the partitions' indexes.
+        """
+        previous_tick, self._previous_tick = self._previous_tick, now
+        if not self.store.acquire_emitter_lease(self.owner, self.lease_ms):
+            self._closed_at.clear()
+            return 0
+        if stream.watermark is None:
+            return 0
+        size, grace = self.windowing.window_s, self.windowing.grace_s
+        closed = self.store.windows_starting_by(self.partitions, stream.watermark - size - grace)
+        if not closed:
+            return 0
+        for window_start in closed:
+            self._closed_at.setdefault(window_start, previous_tick or now)
+        emissions = self.store.emissions(closed)
+        versions = self.store.window_versions(closed, self.partitions)
+        published = 0
+        for window_start in closed:
+            published += self._publish_window(
+                window_start, emissions[window_start], versions[window_start], stream.watermark
+            )
+        return published
+
+    def _publish_window(
+        self, window_start: int, emission: Emission, version: int, watermark: float
+    ) -> int:
+        published = 0
+        if emission.pending_record is not None:
+            self._produce(window_start, emission.pending_record)
+            self._commit(window_start, emission.pending_revision, emission.pending_final)
+            published += 1
+            emission = self.store.emission(window_start)
+        if emission.final:
+            return published
+        final_due = watermark >= window_start + self._final_after()
+        if version == emission.version and not final_due:
+            return published
+        if final_due:
+            self.store.seal(self.partitions, window_start + self.windowing.window_s)
+        totals = self.store.read_window(window_start, self.partitions)
+        revision = emission.revision + 1
+        record = encode_record(
+            build_record(
+                totals,
+                self.windowing.window_s,
+                revision=revision,
+                final=final_due,
+                published_at=time.time(),
+            )
+        )
+        claim = self.store.claim_revision(
+            window_start, emission.revision, record, totals.events, final_due
+        )
+        if not claim.claimed:
+            return published  # another emitter got there first; next tick reads again
+        self._produce(window_start, record)
+        self._commit(window_start, revision, final_due)
+        closed_at = self._closed_at.pop(window_start, None)
+        if revision == 1 and closed_at is not None:
+            PUBLISH_DELAY_SECONDS.observe(time.time() - closed_at)
+        return published + 1
+
+    def _final_after(self) -> int:
+        w = self.windowing
+        return w.window_s + w.grace_s + w.allowed_lateness_s
+
+    def _produce(self, window_start: int, record: bytes) -> None:
+        failures: list[KafkaError] = []
+
+        def on_delivery(error: KafkaError | None, _message: Message) -> None:
+            if error is not None:
+                failures.append(error)
+
+        self.producer.produce(
+            self.metrics_topic, record, key=iso_utc(window_start), on_delivery=on_delivery
+        )
+        remaining = self.producer.flush(30)
+        if remaining or failures:
+            raise PublishError(
+                f"metrics topic {self.metrics_topic} did not confirm window "
+                f"{iso_utc(window_start)}: {failures or 'timeout'}"
+            )
+
+    def _commit(self, window_start: int, revision: int, final: bool) -> None:
+        self.store.commit_revision(window_start, revision)
+        WINDOWS_PUBLISHED.labels(str(final).lower()).inc()
+        log.info(
+            "window published",
+            window_start=iso_utc(window_start),
+            revision=revision,
+            final=final,
+        )
+        if final:
+            self.store.forget_window(self.partitions, window_start)
+
+    def release(self) -> None:
+        self.store.release_emitter_lease(self.owner)

@@ -1,0 +1,107 @@
+"""Step 2, fold: a partition's decoded events into per-window deltas.
+
+Event time decides everything here. The partition watermark (the largest event
+time applied so far in the partition) moves through the batch in offset order,
+so whether an event is late or too late depends only on the partition's own
+history, never on timing or on how many replicas run: replaying the same
+records always folds the same way.
+
+- on time: its window has not closed for this partition (window end + grace is
+  still ahead of the watermark);
+- late: the window had closed; the event still counts, and amends the window;
+- too late: the window had closed and the event is more than the allowed
+  lateness behind the watermark, or its window is already finalized (sealed):
+  it goes to the dead-letter topic instead.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from operator import attrgetter
+
+from services.common.schema import ClickEvent
+from statestore import WindowDelta
+
+_duration = attrgetter("duration_ms")
+_event_type = attrgetter("event_type")
+_device = attrgetter("device_type")
+_country = attrgetter("country")
+_category = attrgetter("page_category")
+_user = attrgetter("user_id")
+_session = attrgetter("session_id")
+_page = attrgetter("page_url")
+_referrer = attrgetter("referrer")
+
+
+@dataclass(frozen=True)
+class Windowing:
+    window_s: int
+    grace_s: int
+    allowed_lateness_s: int
+
+
+@dataclass
+class Folded:
+    deltas: list[WindowDelta]
+    too_late: list[int]  # indexes into the batch's events
+    watermark: float | None  # the partition watermark after the batch
+    late: int
+
+
+def fold(
+    events: list[ClickEvent],
+    watermark: float | None,
+    sealed_before: int,
+    windowing: Windowing,
+) -> Folded:
+    size, closes_after = windowing.window_s, windowing.window_s + windowing.grace_s
+    lateness = windowing.allowed_lateness_s
+    current = float("-inf") if watermark is None else watermark
+    by_window: dict[int, list[ClickEvent]] = {}
+    late_by_window: Counter = Counter()
+    too_late: list[int] = []
+    for index, event in enumerate(events):
+        event_time = event.timestamp.timestamp()
+        window_start = int(event_time // size) * size
+        closed = window_start + closes_after <= current
+        if window_start < sealed_before or (closed and event_time < current - lateness):
+            too_late.append(index)
+            continue
+        if closed:
+            late_by_window[window_start] += 1
+        bucket = by_window.get(window_start)
+        if bucket is None:
+            bucket = by_window[window_start] = []
+        bucket.append(event)
+        if event_time > current:
+            current = event_time
+    deltas = [
+        _aggregate(window_start, bucket, late_by_window[window_start])
+        for window_start, bucket in sorted(by_window.items())
+    ]
+    return Folded(
+        deltas,
+        too_late,
+        None if current == float("-inf") else current,
+        sum(late_by_window.values()),
+    )
+
+
+def _aggregate(window_start: int, events: list[ClickEvent], late: int) -> WindowDelta:
+    return WindowDelta(
+        window_start=window_start,
+        events=len(events),
+        duration_ms=sum(map(_duration, events)),
+        late=late,
+        event_types=Counter(map(_event_type, events)),
+        devices=Counter(map(_device, events)),
+        countries=Counter(map(_country, events)),
+        categories=Counter(map(_category, events)),
+        users=set(map(_user, events)),
+        sessions=set(map(_session, events)),
+        cart_sessions={e.session_id for e in events if e.event_type == "add_to_cart"},
+        purchase_sessions={e.session_id for e in events if e.event_type == "purchase"},
+        pages=Counter(map(_page, events)),
+        referrers=Counter(map(_referrer, events)),
+    )

@@ -1,0 +1,56 @@
+"""Redis key layout: the only place that knows key names.
+
+Every key of one source partition shares the hash tag `{<namespace>:<topic>:p<N>}`,
+so a partition batch is one script call on one Redis Cluster slot. Emission
+metadata shares `{<namespace>:<topic>:emit}`. The namespace keeps deployments,
+test runs and benchmarks apart on one Redis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Per-window keys of one partition, in the order apply_batch.lua expects them.
+WINDOW_KEY_KINDS = ("n", "u", "s", "sc", "sp", "pg", "rf")
+HLL_KINDS = ("u", "s", "sc", "sp")
+
+
+@dataclass(frozen=True)
+class Keys:
+    namespace: str
+    topic: str
+
+    def _partition_tag(self, partition: int) -> str:
+        return f"cs:{{{self.namespace}:{self.topic}:p{partition}}}"
+
+    def _emit_tag(self) -> str:
+        return f"cs:{{{self.namespace}:{self.topic}:emit}}"
+
+    def partition(self, partition: int) -> str:
+        """Hash: fence, watermark, applied_at, caught_up_at, sealed_before, dlq:<reason>."""
+        return f"{self._partition_tag(partition)}:part"
+
+    def window_index(self, partition: int) -> str:
+        """Zset of the window starts this partition holds state for."""
+        return f"{self._partition_tag(partition)}:windows"
+
+    def window(self, partition: int, window_start: int) -> tuple[str, ...]:
+        tag = self._partition_tag(partition)
+        return tuple(f"{tag}:w:{window_start}:{kind}" for kind in WINDOW_KEY_KINDS)
+
+    def emission(self, window_start: int) -> str:
+        """Hash: revision, version, final and the pending (claimed) record of a window."""
+        return f"{self._emit_tag()}:win:{window_start}"
+
+    def emitter_lease(self) -> str:
+        return f"{self._emit_tag()}:lease"
+
+    def topology(self) -> str:
+        """Hash: partitions of the source topic and window size, for readers like the dashboard."""
+        return f"{self._emit_tag()}:topology"
+
+    def scratch(self, token: str, index: int) -> str:
+        return f"{self._emit_tag()}:scratch:{token}:{index}"
+
+    def namespace_pattern(self) -> str:
+        return f"cs:{{{self.namespace}:*"

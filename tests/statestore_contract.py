@@ -1,0 +1,139 @@
+"""Behaviour of the state store's scripts, run against fakeredis (unit) and real Redis.
+
+Subclasses provide the `client` fixture. fakeredis stores HyperLogLogs as sets,
+so its counts are exact; on real Redis small cardinalities are exact too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+
+import pytest
+
+from statestore import ApplyStatus, StateStore, WindowDelta
+
+W = 60
+
+
+def delta(window_start, users=("u1",), sessions=("s1",), pages=None, **counts):
+    return WindowDelta(
+        window_start=window_start,
+        events=counts.get("events", len(users)),
+        duration_ms=counts.get("duration_ms", 100),
+        late=counts.get("late", 0),
+        event_types=Counter(counts.get("event_types", {"page_view": len(users)})),
+        devices=Counter({"mobile": len(users)}),
+        users=set(users),
+        sessions=set(sessions),
+        cart_sessions=set(counts.get("cart", ())),
+        purchase_sessions=set(),
+        pages=pages or {"/": len(users)},
+        referrers={"google.com": len(users)},
+    )
+
+
+class StateStoreContract:
+    @pytest.fixture
+    def store(self, client):
+        store = StateStore(client, f"contract-{uuid.uuid4().hex[:8]}", "events", ttl_s=600)
+        yield store
+        store.reset()
+
+    def apply(self, store, partition, expected, first, last, deltas, watermark=None, dlq=None):
+        return store.apply_batch(partition, expected, first, last, deltas, watermark, dlq or {}, 1)
+
+    def test_batch_applies_once_and_moves_fence_and_watermark(self, store):
+        result = self.apply(store, 0, -1, 0, 9, [delta(0, users=("a", "b"))], watermark=30.5)
+        assert result.status is ApplyStatus.APPLIED and result.fence == 9
+        state = store.partition_states([0])[0]
+        assert state.fence == 9 and state.watermark == 30.5
+        totals = store.read_window(0, [0])
+        assert totals.events == 2 and totals.unique_users == 2
+
+    def test_replayed_batch_is_a_no_op_and_says_so(self, store):
+        self.apply(store, 0, -1, 0, 9, [delta(0)])
+        again = self.apply(store, 0, -1, 0, 9, [delta(0)])
+        assert again.status is ApplyStatus.STALE and again.fence == 9
+        assert store.read_window(0, [0]).events == 1
+
+    def test_zombie_with_an_old_fence_is_refused_even_for_new_offsets(self, store):
+        self.apply(store, 0, -1, 0, 9, [delta(0)])
+        self.apply(store, 0, 9, 10, 19, [delta(0)])
+        zombie = self.apply(store, 0, 9, 20, 29, [delta(0)])
+        assert zombie.status is ApplyStatus.STALE and zombie.fence == 19
+        assert store.read_window(0, [0]).events == 2
+
+    def test_batch_not_after_the_fence_is_refused(self, store):
+        self.apply(store, 0, -1, 0, 9, [delta(0)])
+        overlap = self.apply(store, 0, 9, 5, 15, [delta(0)])
+        assert overlap.status is ApplyStatus.STALE
+
+    def test_sealed_window_refuses_the_whole_batch(self, store):
+        store.seal([0], W)
+        result = self.apply(store, 0, -1, 0, 9, [delta(0), delta(W)])
+        assert result.status is ApplyStatus.SEALED and result.sealed_before == W
+        assert store.partition_states([0])[0].fence == -1
+        ok = self.apply(store, 0, -1, 0, 9, [delta(W)])
+        assert ok.status is ApplyStatus.APPLIED
+
+    def test_windows_merge_across_partitions(self, store):
+        self.apply(store, 0, -1, 0, 0, [delta(0, users=("a", "b"), pages={"/x": 2})])
+        self.apply(store, 1, -1, 0, 0, [delta(0, users=("b", "c"), pages={"/x": 1, "/y": 1})])
+        self.apply(store, 2, -1, 0, 0, [delta(W, users=("z",))])
+        totals = store.read_window(0, range(3))
+        assert totals.events == 4 and totals.unique_users == 3
+        assert totals.pages == {"/x": 3, "/y": 1}
+        assert totals.event_types == {"page_view": 4}
+        assert store.windows_starting_by(range(3), W) == [0, W]
+        assert store.window_versions([0, W], range(3)) == {0: 4, W: 1}
+
+    def test_dead_letters_are_counted_with_the_batch(self, store):
+        self.apply(store, 3, -1, 0, 4, [], dlq={"not_json": 2, "too_late": 1})
+        state = store.partition_states([3])[3]
+        assert state.dead_letters == {"not_json": 2, "too_late": 1} and state.fence == 4
+
+    def test_large_member_sets_are_added_in_slices(self, store):
+        users = [f"user-{n}" for n in range(2500)]
+        self.apply(store, 0, -1, 0, 0, [delta(0, users=users, sessions=users)])
+        totals = store.read_window(0, [0])
+        assert abs(totals.unique_users - 2500) <= 2500 * 0.02
+
+    def test_revision_claim_is_write_ahead_and_commit_advances(self, store):
+        assert store.claim_revision(0, 0, b"rev1", 5, False).claimed
+        second = store.claim_revision(0, 0, b"other", 6, False)
+        assert not second.claimed and second.pending.pending_record == b"rev1"
+        assert second.pending.pending_revision == 1
+        assert store.commit_revision(0, 1)
+        assert not store.commit_revision(0, 1)  # a second emitter's commit is a no-op
+        emission = store.emission(0)
+        assert (emission.revision, emission.version, emission.final) == (1, 5, False)
+        assert emission.pending_record is None
+        assert not store.claim_revision(0, 0, b"stale", 7, False).claimed
+        assert store.claim_revision(0, 1, b"rev2", 7, True).claimed
+
+    def test_emitter_lease_has_one_holder(self, store):
+        assert store.acquire_emitter_lease("a", 5000)
+        assert not store.acquire_emitter_lease("b", 5000)
+        assert store.acquire_emitter_lease("a", 5000)
+        store.release_emitter_lease("a")
+        assert store.acquire_emitter_lease("b", 5000)
+
+    def test_in_progress_window_is_the_newest_unpublished_one(self, store):
+        assert store.in_progress_window() is None
+        store.record_topology(2, W)
+        self.apply(store, 0, -1, 0, 0, [delta(0), delta(W, users=("a", "b"))])
+        totals, size = store.in_progress_window()
+        assert totals.window_start == W and totals.events == 2 and size == W
+        store.claim_revision(W, 0, b"r", 2, False)
+        store.commit_revision(W, 1)
+        assert store.in_progress_window() is None
+
+    def test_reset_removes_only_its_namespace(self, store, client):
+        other = StateStore(client, store.keys.namespace + "x", "events")
+        self.apply(store, 0, -1, 0, 0, [delta(0)])
+        self.apply(other, 0, -1, 0, 0, [delta(0)])
+        assert store.reset() > 0
+        assert store.partition_states([0])[0].fence == -1
+        assert other.partition_states([0])[0].fence == 0
+        other.reset()
