@@ -183,7 +183,9 @@ def _live_panel(state: DashboardState, now: float) -> Panel:
     title = "[bold yellow]In progress · PARTIAL[/]"
     reading = state.live
     if reading is None:
-        body: RenderableType = Text("Live state not available yet", style="dim")
+        body: RenderableType = Text("No live source", style="dim")
+    elif reading.at == 0:
+        body = Text("Reading live state from Redis…", style="dim")
     elif reading.value is None:
         message = f"Redis: {reading.error}" if reading.error else "No window in progress"
         body = Text(message, style="red" if reading.error else "dim")

@@ -32,12 +32,13 @@ from services.common import observability as obs
 from services.common.config import Config, Setting, non_negative_int, positive_int
 from services.common.kafka import make_admin
 from services.common.logging import configure, get_logger
-from services.common.window_record import WindowRecord, encode_record
+from services.common.window_record import WindowRecord, build_record, encode_record
 from services.consumer import dashboard
 from services.consumer.reader import Backfill, MetricsReader
 from services.consumer.status import Probe, processor_lag
 from services.consumer.text import render_block
 from services.consumer.windows import Update, WindowBook
+from statestore import StateStore
 
 log = get_logger("consumer")
 
@@ -100,14 +101,23 @@ def output_mode(config: Config, args: argparse.Namespace | None) -> str:
     return "live" if sys.stdout.isatty() else "text"
 
 
-def live_window_source(config: Config) -> Callable[[], WindowRecord | None] | None:
-    """The processor's in-progress window from Redis, or None while no state store exists."""
-    try:
-        from statestore import StateStore
-    except ImportError:  # the state store has not landed on this branch yet
-        return None
-    store = StateStore.from_url(config.redis_url, config.state_namespace)
-    return lambda: store.in_progress_window(config.window_seconds)
+def live_window_source(config: Config) -> Callable[[], WindowRecord | None]:
+    """The processor's window in progress, merged from its Redis state, as a revision-0 record.
+
+    The window length comes from the topology the processor recorded in Redis, so
+    the view is right even when this process's WINDOW_SECONDS differs.
+    """
+    store = StateStore.from_url(config.redis_url, config.state_namespace, config.events_topic)
+
+    def in_progress() -> WindowRecord | None:
+        found = store.in_progress_window()
+        if found is None:
+            return None
+        totals, window_seconds = found
+        return build_record(totals, window_seconds, revision=0, final=False,
+                            published_at=time.time())
+
+    return in_progress
 
 
 def initial_updates(book: WindowBook, backfill: Backfill, last: int | None,
@@ -210,15 +220,13 @@ def run_live(config: Config, reader: MetricsReader, health: obs.Health, stopper:
               lambda: processor_lag(admin, config.events_topic, config.consumer_group),
               LAG_PROBE_INTERVAL_S),
     ]
-    source = live_window_source(config)
-    if source is not None:
-        probes.append(Probe("live-window", source, refresh_s))
+    probes.append(Probe("live-window", live_window_source(config), refresh_s))
     console = Console()
 
     def draw() -> dashboard.RenderableType:
         state.consumer_lag = probes[0].reading
         state.processor_lag = probes[1].reading
-        state.live = probes[2].reading if source is not None else None
+        state.live = probes[2].reading
         state.connected = reader.unreachable_for() == 0
         return dashboard.render(state, time.time(), *console.size)
 

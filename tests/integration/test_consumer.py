@@ -216,3 +216,35 @@ def test_processor_lag_counts_events_past_the_processor_groups_commits(pipeline)
                      asynchronous=False)
     committer.close()
     assert processor_lag(admin, config.events_topic, config.consumer_group) == 60 - 6 * 4
+
+
+def test_live_window_is_the_processors_unpublished_state_in_redis(pipeline):
+    from collections import Counter
+
+    from statestore import StateStore, WindowDelta
+
+    config = pipeline.config(consumer.SETTINGS, WINDOW_SECONDS="60")
+    store = StateStore.from_url(config.redis_url, config.state_namespace, config.events_topic)
+    live = consumer.live_window_source(config)
+    try:
+        assert live() is None  # no processor state yet
+        store.record_topology(6, 60)
+        start = int(BASE)
+        for partition, users in ((0, ["u1", "u2"]), (3, ["u2", "u3", "u4"])):
+            store.apply_batch(partition, -1, 0, 0, [WindowDelta(
+                window_start=start, events=len(users), duration_ms=1000 * len(users),
+                event_types=Counter({"click": len(users)}), devices=Counter({"mobile": len(users)}),
+                users=set(users), sessions={f"s-{u}" for u in users},
+                pages={"/cart": len(users)}, referrers={"x.com": len(users)},
+            )], float(start + 10), {}, 1)
+        record = live()
+        assert (record.window_start, record.window_end) == (iso_utc(start), iso_utc(start + 60))
+        assert (record.revision, record.final) == (0, False)
+        assert (record.total_events, record.unique_users, record.unique_sessions) == (5, 4, 4)
+        assert record.top_pages == {"/cart": 5} and record.avg_duration_ms == 1000.0
+        # Once the processor publishes revision 1 the window is no longer in progress.
+        store.claim_revision(start, 0, encode_record(record), 1, False)
+        store.commit_revision(start, 1)
+        assert live() is None
+    finally:
+        store.reset()
