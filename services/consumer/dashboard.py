@@ -240,7 +240,8 @@ def _row(*panels: Panel) -> Table:
 def _history_panel(state: DashboardState) -> Panel:
     windows = state.book.recent(state.history)
     strip = _HistoryStrip(windows)
-    return Panel(strip, title=f"Last {len(windows)} windows: events / unique users",
+    label = f"Last {len(windows)} windows" if len(windows) != 1 else "Last window"
+    return Panel(strip, title=f"{label}: events / unique users",
                  title_align="left", height=6)
 
 
