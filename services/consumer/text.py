@@ -49,6 +49,8 @@ def render_block(
         ("📄 TOP PAGES:", record.top_pages, 20, 5),
     )
     for title, counts, name_width, count_width in sections:
+        # Long names (page paths) widen their section so its numbers stay in one column.
+        name_width = max([name_width] + [len(name) + 1 for name in counts])
         lines += ["", title]
         for name, count in ranked(counts):
             lines.append(

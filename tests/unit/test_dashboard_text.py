@@ -64,3 +64,14 @@ def test_equal_counts_are_listed_in_name_order_and_an_empty_window_has_no_divisi
     block = render_block(record)
     assert block.index("   click ") < block.index("   search ")
     assert "(  0.0%)" in block
+
+
+def test_a_long_page_path_widens_its_section_and_keeps_the_numbers_aligned():
+    record = msgspec.structs.replace(
+        original_example_window(),
+        top_pages={"/blog/holiday-gift-guide-2024": 300, "/blog": 242, "/contact": 240},
+    )
+    block = render_block(record)
+    pages = block.split("📄 TOP PAGES:\n")[1].splitlines()[:3]
+    assert pages[0] == "   /blog/holiday-gift-guide-2024   300 ( 10.0%)"
+    assert len({line.index("(") for line in pages}) == 1
