@@ -51,8 +51,11 @@ class Probe(Generic[T]):
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, wait_s: float = 3.0) -> None:
+        """Stop and wait briefly for a call in flight, so its client can be closed after."""
         self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(wait_s)
 
     def run_once(self) -> Reading[T]:
         now = time.time()
