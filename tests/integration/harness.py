@@ -1,0 +1,220 @@
+"""Running the real pipeline in tests: datasets, processor subprocesses, published windows.
+
+Expected windows are computed here independently of the processor, one event at
+a time with plain Python sets and counters.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import TopicPartition
+
+from services.common.config import Config
+from services.common.kafka import make_consumer, make_producer
+from services.common.schema import ClickEvent, encode_event
+from services.common.window_record import WindowRecord, decode_record, iso_utc
+from services.producer.generator import TrafficGenerator
+
+# Short windows so a test sees many of them close in seconds.
+PROCESSOR_ENV = {
+    "WINDOW_SECONDS": "10",
+    "GRACE_SECONDS": "2",
+    "IDLE_PARTITION_SECONDS": "2",
+    "ALLOWED_LATENESS_SECONDS": "30",
+    "EMIT_INTERVAL_MS": "100",
+    "SESSION_TIMEOUT_MS": "3000",
+    "BATCH_MAX_WAIT_MS": "50",
+    "METRICS_PORT": "0",
+    "LOG_FORMAT": "json",
+}
+WINDOW_S = 10
+
+
+def dataset(
+    seed: int, start: float, seconds: float, events: int, users: int = 300
+) -> list[ClickEvent]:
+    """`events` generated events spread evenly over `seconds` of event time from `start`."""
+    generator = TrafficGenerator(users=users, seed=seed)
+    step = seconds / events
+    return [generator.next_event(start + i * step) for i in range(events)]
+
+
+def produce(
+    config: Config,
+    events: Iterable[ClickEvent | tuple[bytes, bytes | None]],
+    partition_of=None,
+) -> int:
+    """Produce events (key = user_id) or raw (key, value) records; wait for every delivery.
+
+    `partition_of(event)` pins events to partitions instead of hashing the key.
+    """
+    producer = make_producer(config, **{"linger.ms": 20})
+    failures: list = []
+    count = 0
+    for item in events:
+        if isinstance(item, ClickEvent):
+            key, value = item.user_id.encode(), encode_event(item)
+        else:
+            key, value = item
+        while True:
+            try:
+                extra = {} if partition_of is None else {"partition": partition_of(item)}
+                producer.produce(
+                    config.events_topic,
+                    value,
+                    key=key,
+                    on_delivery=lambda err, _m: err and failures.append(err),
+                    **extra,
+                )
+                break
+            except BufferError:
+                producer.poll(0.05)
+        count += 1
+    assert producer.flush(60) == 0 and not failures, failures
+    return count
+
+
+def expected_windows(events: Iterable[ClickEvent], window_s: int = WINDOW_S) -> dict[str, dict]:
+    """The exact per-window aggregates, keyed by ISO window start."""
+    grouped: dict[int, list[ClickEvent]] = defaultdict(list)
+    for event in events:
+        start = int(event.timestamp.timestamp() // window_s) * window_s
+        grouped[start].append(event)
+    expected = {}
+    for start, group in grouped.items():
+        expected[iso_utc(start)] = {
+            "total_events": len(group),
+            "unique_users": len({e.user_id for e in group}),
+            "unique_sessions": len({e.session_id for e in group}),
+            "event_types": dict(Counter(e.event_type for e in group)),
+            "devices": dict(Counter(e.device_type for e in group)),
+            "countries": dict(Counter(e.country for e in group)),
+            "categories": dict(Counter(e.page_category for e in group)),
+            "pages": Counter(e.page_url for e in group),
+            "referrers": Counter(e.referrer for e in group),
+            "avg_duration_ms": round(sum(e.duration_ms for e in group) / len(group), 1),
+            "cart_sessions": len({e.session_id for e in group if e.event_type == "add_to_cart"}),
+        }
+    return expected
+
+
+def mismatches(expected: dict, record: WindowRecord) -> list[str]:
+    """Fields of `record` that differ from the expected window (unique counts within 2%)."""
+    problems = []
+    for name in (
+        "total_events",
+        "event_types",
+        "devices",
+        "countries",
+        "categories",
+        "avg_duration_ms",
+    ):
+        if getattr(record, name) != expected[name]:
+            problems.append(f"{name}: expected {expected[name]}, got {getattr(record, name)}")
+    for name in ("unique_users", "unique_sessions", "cart_sessions"):
+        want, got = expected[name], getattr(record, name)
+        if abs(got - want) > max(2, want * 0.02):
+            problems.append(f"{name}: expected {want} (±2%), got {got}")
+    for name, counts in (
+        ("top_pages", expected["pages"]),
+        ("top_referrers", expected["referrers"]),
+    ):
+        shown = getattr(record, name)
+        if any(counts[member] != count for member, count in shown.items()):
+            problems.append(f"{name}: counts differ: {shown}")
+        if sorted(shown.values(), reverse=True) != sorted(counts.values(), reverse=True)[:10]:
+            problems.append(f"{name}: not the top {len(shown)}: {shown}")
+    return problems
+
+
+@dataclass
+class PublishedWindows:
+    records: dict[str, list[WindowRecord]] = field(default_factory=lambda: defaultdict(list))
+
+    def final(self, window_start: str) -> WindowRecord | None:
+        finals = [r for r in self.records.get(window_start, []) if r.final]
+        return finals[-1] if finals else None
+
+    def last(self, window_start: str) -> WindowRecord | None:
+        records = self.records.get(window_start)
+        return records[-1] if records else None
+
+
+def read_windows(config: Config, until, timeout_s: float = 90.0) -> PublishedWindows:
+    """Read the metrics topic from the beginning until `until(published)` holds or time runs out."""
+    consumer = make_consumer(config, f"test-metrics-{uuid.uuid4().hex[:8]}")
+    metadata = consumer.list_topics(config.metrics_topic, timeout=10)
+    consumer.assign(
+        [
+            TopicPartition(config.metrics_topic, p, 0)
+            for p in metadata.topics[config.metrics_topic].partitions
+        ]
+    )
+    published = PublishedWindows()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            for message in consumer.consume(1000, 0.2):
+                if message.error() is None:
+                    published.records[message.key().decode()].append(decode_record(message.value()))
+            if until(published):
+                break
+    finally:
+        consumer.close()
+    return published
+
+
+def all_final(window_starts: Iterable[str]):
+    starts = list(window_starts)
+    return lambda published: all(published.final(start) for start in starts)
+
+
+class Replicas:
+    """`clickstream process` replicas as real subprocesses, so SIGKILL means SIGKILL."""
+
+    def __init__(self, environ: dict[str, str], log_dir: Path, **overrides: str):
+        self.environ = {**os.environ, **environ, **PROCESSOR_ENV, **overrides}
+        self.log_dir = log_dir
+        self.processes: dict[int, subprocess.Popen] = {}
+        self.kills = 0
+
+    def start(self, replica: int) -> None:
+        log_path = self.log_dir / f"processor-{replica}-{time.monotonic_ns()}.log"
+        with open(log_path, "wb") as log:  # the child keeps its own descriptor
+            self.processes[replica] = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "process"],
+                env={**self.environ, "PROCESSOR_ID": f"replica-{replica}"},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def start_all(self, count: int) -> None:
+        for replica in range(count):
+            self.start(replica)
+
+    def kill(self, replica: int) -> None:
+        self.processes[replica].send_signal(signal.SIGKILL)
+        self.processes[replica].wait()
+        self.kills += 1
+
+    def stop_all(self) -> list[int]:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        return [process.wait(timeout=30) for process in self.processes.values()]
+
+    def logs(self) -> str:
+        return "\n".join(
+            path.read_text(errors="replace")[-3000:]
+            for path in sorted(self.log_dir.glob("processor-*.log"))
+        )

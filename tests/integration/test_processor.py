@@ -1,0 +1,318 @@
+"""The processor's guarantees, on the real Kafka broker and Redis, with real subprocesses."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+import zlib
+from datetime import UTC, datetime
+
+import pytest
+import redis
+from confluent_kafka.admin import NewTopic
+
+from services.common.kafka import make_admin
+from services.common.schema import encode_event
+from services.common.window_record import iso_utc, parse_iso
+from statestore import StateStore
+from tests.integration.harness import (
+    WINDOW_S,
+    Replicas,
+    all_final,
+    dataset,
+    expected_windows,
+    mismatches,
+    produce,
+    read_windows,
+)
+from tests.integration.kafka_helpers import read_topic
+
+pytestmark = pytest.mark.integration
+
+PAST = 1_767_225_600  # 2026-01-01T00:00:00Z: replayed history, far behind wall clock
+
+
+def assert_ground_truth(published, expected):
+    problems = {}
+    for start, want in expected.items():
+        record = published.final(start)
+        if record is None:
+            problems[start] = ["no final record"]
+        elif found := mismatches(want, record):
+            problems[start] = found
+    assert not problems, problems
+
+
+def assert_revisions_well_formed(published):
+    for start, records in published.records.items():
+        seen = {}
+        for record in records:
+            if record.revision in seen:  # a re-published revision must be the same bytes
+                assert record.content() == seen[record.revision], start
+            seen[record.revision] = record.content()
+        assert sorted(seen) == list(range(1, len(seen) + 1)), (start, sorted(seen))
+
+
+def test_published_windows_equal_ground_truth(pipeline, tmp_path):
+    events = dataset(seed=1, start=PAST, seconds=6 * WINDOW_S, events=30_000)
+    config = pipeline.config()
+    produce(config, events)
+    expected = expected_windows(events)
+    replicas = Replicas(pipeline.environ, tmp_path)
+    replicas.start_all(1)
+    try:
+        published = read_windows(config, all_final(expected))
+    finally:
+        assert replicas.stop_all() == [0], replicas.logs()
+    assert len(expected) == 6
+    assert_ground_truth(published, expected)
+    assert_revisions_well_formed(published)
+
+
+def test_one_three_and_six_replicas_publish_identical_windows(pipeline, tmp_path):
+    events = dataset(seed=2, start=PAST, seconds=6 * WINDOW_S, events=30_000)
+    produce(pipeline.config(), events)
+    expected = expected_windows(events)
+    admin = make_admin(pipeline.config())
+    finals = {}
+    for count in (1, 3, 6):
+        run = uuid.uuid4().hex[:8]
+        metrics_topic = f"{pipeline.environ['METRICS_TOPIC']}-{count}"
+        admin.create_topics([NewTopic(metrics_topic, 3, 1)])["" + metrics_topic].result()
+        overrides = {
+            "METRICS_TOPIC": metrics_topic,
+            "STATE_NAMESPACE": f"replicas-{run}",
+            "CONSUMER_GROUP": f"replicas-{run}",
+        }
+        replicas = Replicas(pipeline.environ, tmp_path, **overrides)
+        replicas.start_all(count)
+        try:
+            published = read_windows(pipeline.config(**overrides), all_final(expected))
+        finally:
+            replicas.stop_all()
+        assert_ground_truth(published, expected)
+        finals[count] = {
+            start: {k: v for k, v in published.final(start).content() if k != "revision"}
+            for start in expected
+        }
+    assert finals[1] == finals[3] == finals[6]
+
+
+def test_killed_replica_mid_window_counts_every_event_once(pipeline, tmp_path):
+    events = dataset(seed=3, start=PAST, seconds=6 * WINDOW_S, events=90_000)
+    config = pipeline.config()
+    expected = expected_windows(events)
+    replicas = Replicas(pipeline.environ, tmp_path, BATCH_MAX_RECORDS="500")
+    replicas.start_all(3)
+    producing = threading.Thread(target=paced_produce, args=(config, events, 10.0))
+    producing.start()
+    rng = random.Random(3)
+    try:
+        while producing.is_alive():
+            time.sleep(1.5)  # the pace of the chaos, not a synchronisation
+            victim = rng.randrange(3)
+            replicas.kill(victim)
+            replicas.start(victim)
+        producing.join()
+        published = read_windows(config, all_final(expected), timeout_s=120)
+    finally:
+        replicas.stop_all()
+    assert replicas.kills >= 4
+    assert_ground_truth(published, expected)
+    assert_revisions_well_formed(published)
+
+
+def paced_produce(config, events, seconds):
+    """Produce `events` in slices spread over about `seconds`."""
+    slices = 20
+    size = len(events) // slices + 1
+    for index in range(slices):
+        produce(config, events[index * size : (index + 1) * size])
+        time.sleep(seconds / slices)
+
+
+def test_zombie_replicas_applying_the_same_partitions_count_once(pipeline, tmp_path):
+    """Two replicas in different groups both own every partition: the fence arbitrates."""
+    events = dataset(seed=4, start=PAST, seconds=6 * WINDOW_S, events=60_000)
+    config = pipeline.config()
+    expected = expected_windows(events)
+    first = Replicas(pipeline.environ, tmp_path, CONSUMER_GROUP="zombie-a", BATCH_MAX_RECORDS="300")
+    second = Replicas(
+        pipeline.environ, tmp_path, CONSUMER_GROUP="zombie-b", BATCH_MAX_RECORDS="700"
+    )
+    first.start_all(1)
+    second.start_all(1)
+    try:
+        produce(config, events)
+        published = read_windows(config, all_final(expected))
+    finally:
+        first.stop_all()
+        second.stop_all()
+    assert_ground_truth(published, expected)
+    assert "batch refused: fence moved" in first.logs() + second.logs()
+
+
+def test_windows_close_on_their_own_with_an_idle_partition(pipeline, tmp_path):
+    """Live traffic on five partitions, none on the sixth, then silence."""
+    window, grace, idle = 4, 1, 2
+    config = pipeline.config()
+    replicas = Replicas(
+        pipeline.environ,
+        tmp_path,
+        WINDOW_SECONDS=str(window),
+        GRACE_SECONDS=str(grace),
+        IDLE_PARTITION_SECONDS=str(idle),
+    )
+    replicas.start_all(1)
+    started = time.time()
+    last_event_at = produce_live(config, seconds=3 * window + 1, partitions=5)
+    try:
+        last_window = iso_utc(int(last_event_at // window) * window)
+        published = read_windows(config, lambda p: p.last(last_window) is not None, 60)
+    finally:
+        replicas.stop_all()
+    first_window = min(published.records, key=parse_iso)
+    first = published.records[first_window][0]
+    # Published while traffic still flowed, within grace (+ the emitter's pace) of closing.
+    assert parse_iso(first.published_at) < last_event_at
+    assert parse_iso(first.published_at) <= parse_iso(first.window_end) + grace + 2
+    # After the traffic stops, the last window closes within grace + idle timeout (+ slack).
+    closing = published.records[last_window][0]
+    assert parse_iso(closing.published_at) <= last_event_at + window + grace + idle + 3
+    assert started < parse_iso(first.window_start) + window
+
+
+def produce_live(config, seconds, partitions, rate=200):
+    """Events stamped with the current time, to the first `partitions` partitions only."""
+    events = dataset(seed=5, start=0, seconds=1, events=int(seconds * rate))
+    live = []
+    deadline = time.time() + seconds
+    batch = []
+    for event in events:
+        now = time.time()
+        if now >= deadline:
+            break
+        batch.append(
+            event.__class__(**{**_fields(event), "timestamp": datetime.fromtimestamp(now, UTC)})
+        )
+        if len(batch) >= rate // 10:
+            produce(
+                config, batch, partition_of=lambda e: zlib.crc32(e.user_id.encode()) % partitions
+            )
+            live.extend(batch)
+            batch = []
+            time.sleep(0.1)  # pacing live traffic
+    if batch:
+        produce(config, batch, partition_of=lambda e: zlib.crc32(e.user_id.encode()) % partitions)
+        live.extend(batch)
+    return max(e.timestamp.timestamp() for e in live)
+
+
+def _fields(event):
+    return {name: getattr(event, name) for name in event.__struct_fields__}
+
+
+def test_late_event_amends_a_published_window_as_revision_2(pipeline, tmp_path):
+    now = time.time()
+    start = int(now // WINDOW_S) * WINDOW_S - 3 * WINDOW_S
+    events = dataset(seed=6, start=start, seconds=3 * WINDOW_S, events=6_000)
+    config = pipeline.config()
+    first_window = iso_utc(start)
+    replicas = Replicas(pipeline.environ, tmp_path, ALLOWED_LATENESS_SECONDS="120")
+    replicas.start_all(1)
+    try:
+        produce(config, events)
+        read_windows(config, lambda p: p.last(first_window) is not None, 60)
+        late = dataset(seed=7, start=start + 1, seconds=5, events=40)
+        produce(config, late)
+        published = read_windows(config, lambda p: p.last(first_window).revision >= 2, 60)
+    finally:
+        replicas.stop_all()
+    first, amended = published.records[first_window][0], published.last(first_window)
+    assert first.revision == 1 and not first.final
+    assert amended.revision == 2 and amended.late_events == 40
+    assert amended.total_events == first.total_events + 40
+    expected = expected_windows(events + late)[first_window]
+    assert mismatches(expected, amended) == []
+
+
+BAD_RECORDS = {
+    "not_json": b"this is not json",
+    "missing_field": b'{"event_id": "x"}',
+    "wrong_type": None,  # filled below from a valid event
+    "invalid_value": None,
+    "too_large": b'{"pad": "' + b"x" * 999_000 + b'"}',
+    "empty": b"",
+}
+
+
+def test_bad_records_go_to_the_dead_letter_topic_with_their_reason(pipeline, tmp_path):
+    events = dataset(seed=8, start=PAST, seconds=2 * WINDOW_S, events=5_000)
+    valid = encode_event(events[0])
+    bad = {
+        **BAD_RECORDS,
+        "wrong_type": valid.replace(b'"duration_ms":', b'"duration_ms":"x",  "ignored":'),
+        "invalid_value": valid.replace(events[0].event_type.encode(), b"scroll", 1),
+    }
+    config = pipeline.config()
+    mixed = list(events[:2500]) + [(b"bad", value) for value in bad.values()] + list(events[2500:])
+    replicas = Replicas(pipeline.environ, tmp_path)
+    replicas.start_all(1)
+    expected = expected_windows(events)
+    try:
+        produce(config, mixed)
+        published = read_windows(config, all_final(expected))
+        dead = read_topic(config, config.dlq_topic, expected=len(bad), timeout_s=30)
+    finally:
+        replicas.stop_all()
+    assert_ground_truth(published, expected)
+    reasons = {dict(m.headers())["dlq.reason"].decode(): m for m in dead}
+    assert set(reasons) == set(bad)
+    for reason, message in reasons.items():
+        headers = dict(message.headers())
+        assert (message.value() or b"") == bad[reason]  # byte for byte
+        assert headers["dlq.source.topic"].decode() == config.events_topic
+        assert int(headers["dlq.source.offset"]) >= 0
+    store = StateStore.from_url(
+        config.redis_url, pipeline.environ["STATE_NAMESPACE"], config.events_topic
+    )
+    counted = {}
+    for state in store.partition_states(range(6)).values():
+        for reason, count in state.dead_letters.items():
+            counted[reason] = counted.get(reason, 0) + count
+    assert counted == dict.fromkeys(bad, 1)
+
+
+def test_redis_wiped_mid_run_is_rebuilt_from_kafka(pipeline, tmp_path):
+    events = dataset(seed=9, start=PAST, seconds=6 * WINDOW_S, events=30_000)
+    config = pipeline.config()
+    expected = expected_windows(events)
+    store = StateStore(
+        redis.Redis.from_url(config.redis_url),
+        pipeline.environ["STATE_NAMESPACE"],
+        config.events_topic,
+    )
+    replicas = Replicas(pipeline.environ, tmp_path)
+    replicas.start_all(2)
+    try:
+        produce(config, events[:15_000])
+        deadline = time.monotonic() + 60
+        while sum(s.fence + 1 for s in store.partition_states(range(6)).values()) < 15_000:
+            assert time.monotonic() < deadline, "first half never applied"
+            time.sleep(0.1)
+        assert store.reset() > 0
+        produce(config, events[15_000:])
+        published = read_windows(
+            config,
+            lambda p: all(
+                (r := p.last(start)) and r.final and r.total_events == want["total_events"]
+                for start, want in expected.items()
+            ),
+            90,
+        )
+    finally:
+        replicas.stop_all()
+    for start, want in expected.items():
+        assert mismatches(want, published.last(start)) == [], start
