@@ -27,8 +27,11 @@ from services.consumer.status import Reading, compact, describe_age
 from services.consumer.text import percent, ranked
 from services.consumer.windows import Change, Update, WindowBook
 
-# Lines taken by everything but the top referrers/pages panel (see `render`).
-_FIXED_LINES = 1 + 1 + 8 + 7 + 6 + 1 + 2
+# Lines of each part of `render`: header, change line, overview row, event types
+# and devices row, history strip, status line; the top lists take what is left.
+_FIXED_LINES = 1 + 1 + 8 + 7 + 1
+_HISTORY_LINES = 6
+_MIN_TOP_ROWS = 3
 _HISTORY_CELL = 6  # "HH:MM" or "3.0k" plus one space
 
 
@@ -65,7 +68,10 @@ class DashboardState:
 def render(state: DashboardState, now: float, width: int = 80, height: int = 40) -> RenderableType:
     """The whole screen for a terminal of `width` x `height` cells."""
     latest = state.book.latest()
-    top_rows = max(3, min(10, height - _FIXED_LINES - 2))
+    # On a short terminal the history strip goes first, so the status line stays visible.
+    spare = height - _FIXED_LINES - 2  # top lists' borders
+    with_history = spare - _HISTORY_LINES >= _MIN_TOP_ROWS
+    top_rows = max(1, min(10, spare - _HISTORY_LINES if with_history else spare))
     name_width = _name_width(width, latest)
     parts: list[RenderableType] = [_header(state, now), _change_line(state, now)]
     parts.append(_row(_latest_panel(state, latest), _live_panel(state, now)))
@@ -79,7 +85,8 @@ def render(state: DashboardState, now: float, width: int = 80, height: int = 40)
             _counts_panel("Top referrers", latest.top_referrers, total, top_rows, name_width),
             _counts_panel("Top pages", latest.top_pages, total, top_rows, name_width),
         ))
-        parts.append(_history_panel(state))
+        if with_history:
+            parts.append(_history_panel(state))
     parts.append(_status_line(state, now))
     return Group(*parts)
 

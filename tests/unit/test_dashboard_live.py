@@ -64,6 +64,14 @@ def test_live_view_fits_the_terminal_without_wrapping(width):
     assert all(line.endswith(("╮", "│", "╯")) for line in lines[2:-1])
 
 
+def test_a_short_terminal_drops_the_history_strip_and_keeps_the_status_line():
+    lines = screen(busy_state(), 80, height=24)
+    assert len(lines) <= 24
+    assert lines[-1].startswith("● connected")
+    assert not any("Last 12 windows" in line for line in lines)
+    assert any("Top pages" in line for line in lines)
+
+
 def test_live_view_marks_the_partial_window_and_the_amendment():
     text = "\n".join(screen(busy_state(), 80))
     assert "revision 2 · amended +37 late" in text
