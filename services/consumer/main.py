@@ -145,12 +145,12 @@ def run(config: Config, args: argparse.Namespace | None = None) -> int:
     mode = output_mode(config, args)
     from_beginning = bool(getattr(args, "from_beginning", False))
     last = config.dashboard_last if config.dashboard_last or from_beginning else 1
+    tail = RECORDS_PER_WINDOW * (max(config.dashboard_history, last or 0) + 1)
+    reader = MetricsReader(config, config.dashboard_group, tail, from_beginning)
+    reader.open(attempts=config.dashboard_connect_attempts)  # retries are logged as usual
     if mode == "live" and config.log_level != "debug":
         # Log lines would tear the full-screen view; problems show in its status line.
         configure("error", config.log_format)
-    tail = RECORDS_PER_WINDOW * (max(config.dashboard_history, last or 0) + 1)
-    reader = MetricsReader(config, config.dashboard_group, tail, from_beginning)
-    reader.open(attempts=config.dashboard_connect_attempts)
     health = obs.Health()
     stop_http = obs.serve(config.metrics_port, health) if config.metrics_port else None
     stopper = Stopper()
