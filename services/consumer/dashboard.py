@@ -52,6 +52,7 @@ class DashboardState:
     consumer_lag: Reading[int] | None = None
     processor_lag: Reading[int] | None = None
     connected: bool = True
+    connection_error: str = ""
     started_at: float = field(default_factory=time.time)
 
     def apply(self, update: Update, at: float, announce: bool = True) -> None:
@@ -285,6 +286,8 @@ def _status_line(state: DashboardState, now: float) -> Text:
         text.append("● connected", style="green")
     else:
         text.append("● disconnected", style="bold red")
+        if state.connection_error:
+            text.append(f" ({state.connection_error})", style="red")
     seen = state.last_update_at
     text.append(f" │ last update {describe_age(now - seen)} ago" if seen else " │ no update yet")
     text.append(f" │ lag {_lag(state.consumer_lag)}")

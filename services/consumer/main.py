@@ -28,13 +28,15 @@ import sys
 import time
 from collections.abc import Callable
 
+from confluent_kafka.admin import AdminClient
+
 from services.common import observability as obs
 from services.common.config import Config, Setting, non_negative_int, positive_int
-from services.common.kafka import make_admin
+from services.common.kafka import client_config
 from services.common.logging import configure, get_logger
 from services.common.window_record import WindowRecord, build_record, encode_record
 from services.consumer import dashboard
-from services.consumer.reader import Backfill, MetricsReader
+from services.consumer.reader import Backfill, MetricsReader, silent_logger
 from services.consumer.status import Probe, processor_lag
 from services.consumer.text import render_block
 from services.consumer.windows import Update, WindowBook
@@ -146,7 +148,8 @@ def run(config: Config, args: argparse.Namespace | None = None) -> int:
     from_beginning = bool(getattr(args, "from_beginning", False))
     last = config.dashboard_last if config.dashboard_last or from_beginning else 1
     tail = RECORDS_PER_WINDOW * (max(config.dashboard_history, last or 0) + 1)
-    reader = MetricsReader(config, config.dashboard_group, tail, from_beginning)
+    reader = MetricsReader(config, config.dashboard_group, tail, from_beginning,
+                           quiet=mode == "live")
     reader.open(attempts=config.dashboard_connect_attempts)  # retries are logged as usual
     if mode == "live" and config.log_level != "debug":
         # Log lines would tear the full-screen view; problems show in its status line.
@@ -213,7 +216,7 @@ def run_live(config: Config, reader: MetricsReader, health: obs.Health, stopper:
         topic=reader.topic, window_seconds=config.window_seconds,
         history=config.dashboard_history, book=book,
     )
-    admin = make_admin(config)
+    admin = AdminClient({**client_config(config), "logger": silent_logger()})
     probes = [
         Probe("consumer-lag", reader.lag, LAG_PROBE_INTERVAL_S),
         Probe("processor-lag",
@@ -228,6 +231,7 @@ def run_live(config: Config, reader: MetricsReader, health: obs.Health, stopper:
         state.processor_lag = probes[1].reading
         state.live = probes[2].reading
         state.connected = reader.unreachable_for() == 0
+        state.connection_error = "" if state.connected else reader.last_error
         return dashboard.render(state, time.time(), *console.size)
 
     with Live(draw(), console=console, screen=True, auto_refresh=False) as live:

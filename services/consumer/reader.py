@@ -16,6 +16,7 @@ it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -45,18 +46,28 @@ class Backfill:
         return not any(self.end_offsets.values())
 
 
+def silent_logger() -> logging.Logger:
+    """A logger for librdkafka that drops its lines."""
+    logger = logging.getLogger("clickstream.librdkafka.silent")
+    logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+    return logger
+
+
 class MetricsReader:
     """A consumer assigned to every partition of the metrics topic."""
 
-    def __init__(self, config: Config, group: str, tail: int, from_beginning: bool = False):
+    def __init__(self, config: Config, group: str, tail: int, from_beginning: bool = False,
+                 quiet: bool = False):
         self.topic = config.metrics_topic
         self.tail = tail
         self.from_beginning = from_beginning
-        self.consumer: Consumer = make_consumer(
-            config,
-            group,
-            **{"enable.partition.eof": True, "error_cb": self._on_error},
-        )
+        extra: dict = {"enable.partition.eof": True, "error_cb": self._on_error}
+        if quiet:
+            # librdkafka writes its own log lines to stderr, which would tear a
+            # full-screen view; errors still reach error_cb and the status line.
+            extra["logger"] = silent_logger()
+        self.consumer: Consumer = make_consumer(config, group, **extra)
         self.partitions: list[int] = []
         self.last_error: str = ""
         self.undecodable = 0

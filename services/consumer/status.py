@@ -86,6 +86,7 @@ def processor_lag(admin: AdminClient, topic: str, group: str, timeout_s: float =
     commits to Kafka asynchronously for lag tools, so this may overstate the
     lag by one commit interval. None when the group has committed nothing.
     """
+    admin.poll(0)  # serve queued client log lines, if a logger is configured
     request = [ConsumerGroupTopicPartitions(group)]
     committed_result = admin.list_consumer_group_offsets(
         request, request_timeout=timeout_s

@@ -80,6 +80,14 @@ def test_live_view_marks_the_partial_window_and_the_amendment():
     assert re.search(r"lag 0 │ processor lag 1,234", text)
 
 
+def test_a_lost_broker_shows_in_the_status_line_without_overflowing():
+    state = busy_state()
+    state.connected = False
+    state.connection_error = "GroupCoordinator: 127.0.0.1:9092: Connect failed: Connection refused"
+    last = screen(state, 80)[-1]
+    assert last.startswith("● disconnected (GroupCoordinator") and cell_len(last) <= 80
+
+
 def test_history_strip_shows_the_last_windows_oldest_first():
     lines = screen(busy_state(), 80)
     strip = next(line for line in lines if "10:10  10:15" in line or "10:10 10:15" in line)
