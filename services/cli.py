@@ -32,13 +32,23 @@ def _topics_args(parser: argparse.ArgumentParser) -> None:
 
 COMMANDS = (
     Command("produce", "generate realistic clickstream events", "services.producer.main"),
-    Command("process", "aggregate events into windows in Redis and publish them",
-            "services.processor.main"),
-    Command("topics", "create or describe the pipeline's topics", "services.common.topics_cli",
-            _topics_args),
-    Command("consume", "the metrics dashboard: live view, log blocks or JSON lines",
-            "services.consumer.main",
-            lambda parser: importlib.import_module("services.consumer.main").add_arguments(parser)),
+    Command(
+        "process",
+        "aggregate events into windows in Redis and publish them",
+        "services.processor.main",
+    ),
+    Command(
+        "topics",
+        "create or describe the pipeline's topics",
+        "services.common.topics_cli",
+        _topics_args,
+    ),
+    Command(
+        "consume",
+        "the metrics dashboard: live view, log blocks or JSON lines",
+        "services.consumer.main",
+        lambda parser: importlib.import_module("services.consumer.main").add_arguments(parser),
+    ),
 )
 
 

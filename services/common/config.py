@@ -174,9 +174,18 @@ TOPICS = (
 )
 REDIS = (Setting("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding window state"),)
 LOGGING = (
-    Setting("LOG_LEVEL", "info", "log level", parse=str.lower,
-            choices=("debug", "info", "warning", "error")),
-    Setting("LOG_FORMAT", "auto", "auto: readable on a TTY, JSON otherwise",
-            choices=("auto", "json", "console")),
+    Setting(
+        "LOG_LEVEL",
+        "info",
+        "log level",
+        parse=str.lower,
+        choices=("debug", "info", "warning", "error"),
+    ),
+    Setting(
+        "LOG_FORMAT",
+        "auto",
+        "auto: readable on a TTY, JSON otherwise",
+        choices=("auto", "json", "console"),
+    ),
 )
 SHARED = unique_settings(KAFKA, TOPICS, REDIS, LOGGING)

@@ -25,15 +25,11 @@ EVENTS_APPLIED = Counter(
 RECORDS_CONSUMED = Counter(
     "clickstream_records_consumed", "Records read from the events topic", ["partition"]
 )
-BATCHES = Counter(
-    "clickstream_batches", "Partition batches sent to Redis, by outcome", ["result"]
-)
+BATCHES = Counter("clickstream_batches", "Partition batches sent to Redis, by outcome", ["result"])
 DLQ_RECORDS = Counter(
     "clickstream_dlq_records", "Records sent to the dead-letter topic, by reason", ["reason"]
 )
-LATE_EVENTS = Counter(
-    "clickstream_late_events", "Events applied to a window after it closed"
-)
+LATE_EVENTS = Counter("clickstream_late_events", "Events applied to a window after it closed")
 APPLY_SECONDS = Histogram(
     "clickstream_apply_seconds",
     "Latency of one partition batch's apply script in Redis",

@@ -63,7 +63,8 @@ WRONG_TYPE: Final = "wrong_type"
 INVALID_VALUE: Final = "invalid_value"
 REJECTION_REASONS: Final = (EMPTY, TOO_LARGE, NOT_JSON, MISSING_FIELD, WRONG_TYPE, INVALID_VALUE)
 
-_event_decoder = msgspec.json.Decoder(ClickEvent)
+# Hot loops call EVENT_DECODER.decode directly and fall back to decode_event for the reason.
+EVENT_DECODER = msgspec.json.Decoder(ClickEvent)
 _encoder = msgspec.json.Encoder()
 
 
@@ -74,7 +75,7 @@ def decode_event(raw: bytes | None) -> ClickEvent:
     if len(raw) > MAX_EVENT_BYTES:
         raise InvalidEvent(TOO_LARGE, f"{len(raw)} bytes > {MAX_EVENT_BYTES}")
     try:
-        return _event_decoder.decode(raw)
+        return EVENT_DECODER.decode(raw)
     except msgspec.ValidationError as error:
         raise InvalidEvent(_validation_reason(str(error)), str(error)) from None
     except msgspec.DecodeError as error:

@@ -13,10 +13,20 @@ log = get_logger("topics")
 
 WANTS_ARGS = True
 SETTINGS = (
-    Setting("TOPIC_REPLICATION_FACTOR", 1, "replication factor (3 on a cluster)",
-            parse=positive_int, aliases=("--replication-factor",)),
-    Setting("TOPIC_MIN_INSYNC_REPLICAS", 1, "min.insync.replicas (2 on a cluster)",
-            parse=positive_int, aliases=("--min-insync-replicas",)),
+    Setting(
+        "TOPIC_REPLICATION_FACTOR",
+        1,
+        "replication factor (3 on a cluster)",
+        parse=positive_int,
+        aliases=("--replication-factor",),
+    ),
+    Setting(
+        "TOPIC_MIN_INSYNC_REPLICAS",
+        1,
+        "min.insync.replicas (2 on a cluster)",
+        parse=positive_int,
+        aliases=("--min-insync-replicas",),
+    ),
     Setting("DLQ_PARTITIONS", 3, "partitions of the dead-letter topic", parse=positive_int),
 )
 
@@ -36,8 +46,11 @@ def run(config: Config, args: argparse.Namespace) -> int:
     reports = ensure_topics(admin, specs, config.topic_replication_factor)
     for report in reports:
         if report.status == "differs":
-            log.warning("topic exists with different settings", topic=report.name,
-                        differences=report.differences)
+            log.warning(
+                "topic exists with different settings",
+                topic=report.name,
+                differences=report.differences,
+            )
         else:
             log.info(f"topic {report.status}", topic=report.name)
     return 1 if any(report.status == "differs" for report in reports) else 0

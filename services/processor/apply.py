@@ -118,19 +118,18 @@ class BatchApplier:
                     offset=offset,
                 )
                 pending = True
-        if too_late:
-            by_offset = {message.offset(): message for message in batch.messages}
-            for index in too_late:
-                offset = batch.event_offsets[index]
-                if offset not in already_sent:
-                    already_sent.add(offset)
-                    event = batch.events[index]
-                    self.dead_letters.send(
-                        by_offset[offset],
-                        TOO_LATE,
-                        f"event time {event.timestamp.isoformat()} is behind the partition "
-                        f"watermark by more than the allowed lateness, or its window is final",
-                    )
-                    pending = True
+        for index in too_late:
+            message = batch.event_messages[index]
+            offset = message.offset()
+            if offset not in already_sent:
+                already_sent.add(offset)
+                event = batch.events[index]
+                self.dead_letters.send(
+                    message,
+                    TOO_LATE,
+                    f"event time {event.timestamp.isoformat()} is behind the partition "
+                    f"watermark by more than the allowed lateness, or its window is final",
+                )
+                pending = True
         if pending:
             self.dead_letters.confirm()

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from operator import attrgetter
 
 from services.common.schema import ClickEvent
 from statestore import WindowDelta
 
+_timestamp = attrgetter("timestamp")
+_epoch = datetime.timestamp
 _duration = attrgetter("duration_ms")
 _event_type = attrgetter("event_type")
 _device = attrgetter("device_type")
@@ -58,11 +61,24 @@ def fold(
     size, closes_after = windowing.window_s, windowing.window_s + windowing.grace_s
     lateness = windowing.allowed_lateness_s
     current = float("-inf") if watermark is None else watermark
+    if not events:
+        return Folded([], [], watermark, 0)
+    times = list(map(_epoch, map(_timestamp, events)))
+    earliest, latest = min(times), max(times)
+    window_start = int(earliest // size) * size
+    if (
+        latest < window_start + size
+        and window_start >= sealed_before
+        and window_start + closes_after > max(current, latest)
+    ):
+        # The usual batch: one window that stays open through the whole batch, so
+        # no event in it can be late, and the order of events does not matter.
+        return Folded([_aggregate(window_start, events, 0)], [], max(current, latest), 0)
     by_window: dict[int, list[ClickEvent]] = {}
     late_by_window: Counter = Counter()
     too_late: list[int] = []
     for index, event in enumerate(events):
-        event_time = event.timestamp.timestamp()
+        event_time = times[index]
         window_start = int(event_time // size) * size
         closed = window_start + closes_after <= current
         if window_start < sealed_before or (closed and event_time < current - lateness):

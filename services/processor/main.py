@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
 from services.common.config import (
     Config,
@@ -40,7 +40,7 @@ from services.common.observability import (
 )
 from services.processor.apply import BatchApplier, PartitionCursor
 from services.processor.dead_letters import DeadLetters
-from services.processor.decode import decode, split_by_partition
+from services.processor.decode import decode
 from services.processor.emit import Emitter
 from services.processor.fold import Windowing
 from services.processor.watermark import stream_time
@@ -217,23 +217,17 @@ class Processor:
 
     def _process(self, messages: list) -> None:
         """decode -> fold -> apply, one partition batch at a time; then commit for lag tools."""
-        records, reached_end = [], []
-        for message in messages:
-            error = message.error()
-            if error is None:
-                records.append(message)
-            elif error.code() == KafkaError._PARTITION_EOF:
-                reached_end.append(message.partition())
-            else:
-                log.error("consume error", topic=self.topic, error=str(error))
+        decoded = decode(messages)
+        for error in decoded.errors:
+            log.error("consume error", topic=self.topic, error=str(error))
         applied = []
-        for partition, partition_records in split_by_partition(records).items():
+        for batch in decoded.batches:
+            partition = batch.partition
             cursor = self.cursors.get(partition)
             if cursor is None:
                 continue  # revoked while the batch was in flight
             cursor.caught_up = False
-            RECORDS_CONSUMED.labels(str(partition)).inc(len(partition_records))
-            batch = decode(partition_records)
+            RECORDS_CONSUMED.labels(str(partition)).inc(len(batch.messages))
             if self.applier.apply(batch, cursor) is ApplyStatus.APPLIED:
                 applied.append(TopicPartition(self.topic, partition, batch.last_offset + 1))
             else:
@@ -241,7 +235,7 @@ class Processor:
         if applied:
             self.consumer.commit(offsets=applied, asynchronous=True)
         # After the records: an end-of-partition event follows the partition's last record.
-        for partition in reached_end:
+        for partition in decoded.reached_end:
             cursor = self.cursors.get(partition)
             if cursor is not None:
                 cursor.caught_up = True

@@ -20,12 +20,25 @@ from services.common.schema import ClickEvent
 
 DEVICES = {"mobile": 0.56, "desktop": 0.34, "tablet": 0.10}
 COUNTRIES = {
-    "US": 0.34, "GB": 0.11, "DE": 0.10, "IN": 0.09, "FR": 0.07,
-    "BR": 0.07, "CA": 0.06, "JP": 0.06, "AU": 0.05, "ES": 0.05,
+    "US": 0.34,
+    "GB": 0.11,
+    "DE": 0.10,
+    "IN": 0.09,
+    "FR": 0.07,
+    "BR": 0.07,
+    "CA": 0.06,
+    "JP": 0.06,
+    "AU": 0.05,
+    "ES": 0.05,
 }
 REFERRERS = {
-    "google.com": 0.36, "direct": 0.22, "email": 0.12, "x.com": 0.10,
-    "facebook.com": 0.09, "reddit.com": 0.07, "bing.com": 0.04,
+    "google.com": 0.36,
+    "direct": 0.22,
+    "email": 0.12,
+    "x.com": 0.10,
+    "facebook.com": 0.09,
+    "reddit.com": 0.07,
+    "bing.com": 0.04,
 }
 CATEGORIES = ("electronics", "clothing", "home", "books", "sports", "beauty")
 PRODUCTS = {
@@ -37,9 +50,13 @@ PRODUCTS = {
     "beauty": ("perfume", "face-cream", "shampoo"),
 }
 CONTENT_PAGES = {
-    "/": "home", "/blog": "content", "/blog/holiday-gift-guide": "content",
-    "/blog/how-to-choose-a-laptop": "content", "/about": "support",
-    "/contact": "support", "/faq": "support",
+    "/": "home",
+    "/blog": "content",
+    "/blog/holiday-gift-guide": "content",
+    "/blog/how-to-choose-a-laptop": "content",
+    "/about": "support",
+    "/contact": "support",
+    "/faq": "support",
 }
 SESSION_TIMEOUT_S = 30 * 60
 NEW_SESSION_CHANCE = 0.20
@@ -47,7 +64,11 @@ NEW_SESSION_CHANCE = 0.20
 # Next event type by funnel stage: browsing, then with something in the cart.
 BROWSING = {"page_view": 0.44, "click": 0.30, "search": 0.14, "add_to_cart": 0.12}
 WITH_CART = {
-    "page_view": 0.34, "click": 0.24, "search": 0.07, "add_to_cart": 0.13, "purchase": 0.22,
+    "page_view": 0.34,
+    "click": 0.24,
+    "search": 0.07,
+    "add_to_cart": 0.13,
+    "purchase": 0.22,
 }
 
 
@@ -114,7 +135,7 @@ class TrafficGenerator:
             for n in range(1, self.users + 1)
         ]
         # Heavy users come back far more often than the tail.
-        self.activity = list(accumulate(1.0 / (n ** 0.7) for n in range(1, self.users + 1)))
+        self.activity = list(accumulate(1.0 / (n**0.7) for n in range(1, self.users + 1)))
 
     def next_event(self, event_time: float) -> ClickEvent:
         """The next event of a randomly chosen user, stamped with `event_time` (epoch seconds)."""

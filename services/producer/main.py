@@ -34,16 +34,33 @@ def parse_rate(text: str) -> float:
 
 
 SETTINGS = (
-    Setting("PRODUCER_RATE", 10.0, "events per second, or 'max'", parse=parse_rate,
-            aliases=("--rate",)),
-    Setting("PRODUCER_COUNT", 0, "stop after this many events (0: no limit)",
-            parse=non_negative_int, aliases=("--count",)),
-    Setting("PRODUCER_DURATION", 0.0, "stop after this many seconds (0: no limit)",
-            parse=float, aliases=("--duration",)),
-    Setting("PRODUCER_USERS", 100, "simulated user population", parse=positive_int,
-            aliases=("--users",)),
-    Setting("PRODUCER_SEED", None, "random seed for reproducible traffic", parse=int,
-            aliases=("--seed",)),
+    Setting(
+        "PRODUCER_RATE", 10.0, "events per second, or 'max'", parse=parse_rate, aliases=("--rate",)
+    ),
+    Setting(
+        "PRODUCER_COUNT",
+        0,
+        "stop after this many events (0: no limit)",
+        parse=non_negative_int,
+        aliases=("--count",),
+    ),
+    Setting(
+        "PRODUCER_DURATION",
+        0.0,
+        "stop after this many seconds (0: no limit)",
+        parse=float,
+        aliases=("--duration",),
+    ),
+    Setting(
+        "PRODUCER_USERS", 100, "simulated user population", parse=positive_int, aliases=("--users",)
+    ),
+    Setting(
+        "PRODUCER_SEED",
+        None,
+        "random seed for reproducible traffic",
+        parse=int,
+        aliases=("--seed",),
+    ),
 )
 
 
