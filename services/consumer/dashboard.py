@@ -78,14 +78,18 @@ def render(state: DashboardState, now: float, width: int = 80, height: int = 40)
     parts.append(_row(_latest_panel(state, latest), _live_panel(state, now)))
     if latest is not None:
         total = latest.total_events
-        parts.append(_row(
-            _counts_panel("Event types", latest.event_types, total, 5, name_width),
-            _counts_panel("Devices", latest.devices, total, 5, name_width),
-        ))
-        parts.append(_row(
-            _counts_panel("Top referrers", latest.top_referrers, total, top_rows, name_width),
-            _counts_panel("Top pages", latest.top_pages, total, top_rows, name_width),
-        ))
+        parts.append(
+            _row(
+                _counts_panel("Event types", latest.event_types, total, 5, name_width),
+                _counts_panel("Devices", latest.devices, total, 5, name_width),
+            )
+        )
+        parts.append(
+            _row(
+                _counts_panel("Top referrers", latest.top_referrers, total, top_rows, name_width),
+                _counts_panel("Top pages", latest.top_pages, total, top_rows, name_width),
+            )
+        )
         if with_history:
             parts.append(_history_panel(state))
     parts.append(_status_line(state, now))
@@ -228,7 +232,9 @@ def _counts_panel(
     largest = items[0][1] if items else 1
     for name, count in items:
         table.add_row(
-            name, f"{count:,}", f"{percent(count, total):5.1f}%",
+            name,
+            f"{count:,}",
+            f"{percent(count, total):5.1f}%",
             Bar(largest, 0, count, color="cyan"),
         )
     return Panel(table, title=title, title_align="left", height=rows + 2)
@@ -249,8 +255,7 @@ def _history_panel(state: DashboardState) -> Panel:
     windows = state.book.recent(state.history)
     strip = _HistoryStrip(windows)
     label = f"Last {len(windows)} windows" if len(windows) != 1 else "Last window"
-    return Panel(strip, title=f"{label}: events / unique users",
-                 title_align="left", height=6)
+    return Panel(strip, title=f"{label}: events / unique users", title_align="left", height=6)
 
 
 class _HistoryStrip:
@@ -271,8 +276,7 @@ class _HistoryStrip:
         times, bars, events, users = (Text(no_wrap=True, overflow="crop") for _ in range(4))
         for record in windows:
             amended = record.revision > 1
-            times.append(f"{_clock(record.window_start):>5} ",
-                         style="yellow" if amended else "dim")
+            times.append(f"{_clock(record.window_start):>5} ", style="yellow" if amended else "dim")
             level = self.LEVELS[round(8 * record.total_events / largest)]
             bars.append(f"{level * 5:>5} ", style="cyan")
             events.append(f"{compact(record.total_events):>5} ")

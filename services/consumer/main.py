@@ -52,35 +52,62 @@ RECORDS_PER_WINDOW = 3
 LAG_PROBE_INTERVAL_S = 5.0
 
 SETTINGS = (
-    Setting("DASHBOARD_GROUP", "clickstream-dashboard",
-            "consumer group for the dashboard's manual commits (lag tools)"),
+    Setting(
+        "DASHBOARD_GROUP",
+        "clickstream-dashboard",
+        "consumer group for the dashboard's manual commits (lag tools)",
+    ),
     Setting("DASHBOARD_HISTORY", 12, "windows in the history strip", parse=positive_int),
     Setting("DASHBOARD_REFRESH_MS", 1000, "live view refresh interval", parse=positive_int),
-    Setting("DASHBOARD_OUTPUT", "auto", "auto: live view on a terminal, text otherwise",
-            choices=("auto", "live", "text", "json")),
-    Setting("DASHBOARD_LAST", None,
-            "windows to show at start (default 1; every window with --from-beginning)",
-            parse=positive_int, aliases=("--last",)),
-    Setting("DASHBOARD_CONNECT_ATTEMPTS", 5,
-            "metadata requests at start before giving up on the broker (exit 2)",
-            parse=positive_int),
-    Setting("DASHBOARD_GIVE_UP_SECONDS", 60,
-            "exit 2 after the broker has been unreachable this long", parse=positive_int),
+    Setting(
+        "DASHBOARD_OUTPUT",
+        "auto",
+        "auto: live view on a terminal, text otherwise",
+        choices=("auto", "live", "text", "json"),
+    ),
+    Setting(
+        "DASHBOARD_LAST",
+        None,
+        "windows to show at start (default 1; every window with --from-beginning)",
+        parse=positive_int,
+        aliases=("--last",),
+    ),
+    Setting(
+        "DASHBOARD_CONNECT_ATTEMPTS",
+        5,
+        "metadata requests at start before giving up on the broker (exit 2)",
+        parse=positive_int,
+    ),
+    Setting(
+        "DASHBOARD_GIVE_UP_SECONDS",
+        60,
+        "exit 2 after the broker has been unreachable this long",
+        parse=positive_int,
+    ),
     # The processor's settings, read here to find its live state and lag.
     Setting("STATE_NAMESPACE", "clickstream", "Redis key namespace of the window state"),
     Setting("WINDOW_SECONDS", 300, "tumbling window length in seconds", parse=positive_int),
-    Setting("CONSUMER_GROUP", "clickstream-processor",
-            "the processor's consumer group, for its lag"),
-    Setting("METRICS_PORT", 0, "port for /metrics, /healthz, /readyz (0 disables)",
-            parse=non_negative_int),
+    Setting(
+        "CONSUMER_GROUP", "clickstream-processor", "the processor's consumer group, for its lag"
+    ),
+    Setting(
+        "METRICS_PORT",
+        0,
+        "port for /metrics, /healthz, /readyz (0 disables)",
+        parse=non_negative_int,
+    ),
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true",
-                        help="print each window revision as one JSON line")
-    parser.add_argument("--from-beginning", action="store_true",
-                        help="read the whole metrics topic (7 days), not just its tail")
+    parser.add_argument(
+        "--json", action="store_true", help="print each window revision as one JSON line"
+    )
+    parser.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="read the whole metrics topic (7 days), not just its tail",
+    )
 
 
 class Stopper:
@@ -116,14 +143,16 @@ def live_window_source(config: Config) -> Callable[[], WindowRecord | None]:
         if found is None:
             return None
         totals, window_seconds = found
-        return build_record(totals, window_seconds, revision=0, final=False,
-                            published_at=time.time())
+        return build_record(
+            totals, window_seconds, revision=0, final=False, published_at=time.time()
+        )
 
     return in_progress
 
 
-def initial_updates(book: WindowBook, backfill: Backfill, last: int | None,
-                    every_revision: bool) -> list[Update]:
+def initial_updates(
+    book: WindowBook, backfill: Backfill, last: int | None, every_revision: bool
+) -> list[Update]:
     """Fold the backfill into `book`; the updates to show at start, oldest window first.
 
     Without --from-beginning that is the newest revision of each of the last N
@@ -148,8 +177,9 @@ def run(config: Config, args: argparse.Namespace | None = None) -> int:
     from_beginning = bool(getattr(args, "from_beginning", False))
     last = config.dashboard_last if config.dashboard_last or from_beginning else 1
     tail = RECORDS_PER_WINDOW * (max(config.dashboard_history, last or 0) + 1)
-    reader = MetricsReader(config, config.dashboard_group, tail, from_beginning,
-                           quiet=mode == "live")
+    reader = MetricsReader(
+        config, config.dashboard_group, tail, from_beginning, quiet=mode == "live"
+    )
     reader.open(attempts=config.dashboard_connect_attempts)  # retries are logged as usual
     if mode == "live" and config.log_level != "debug":
         # Log lines would tear the full-screen view; problems show in its status line.
@@ -167,17 +197,22 @@ def run(config: Config, args: argparse.Namespace | None = None) -> int:
             stop_http()
 
 
-def run_log(config: Config, reader: MetricsReader, health: obs.Health, stopper: Stopper,
-            mode: str, last: int | None, from_beginning: bool) -> int:
+def run_log(
+    config: Config,
+    reader: MetricsReader,
+    health: obs.Health,
+    stopper: Stopper,
+    mode: str,
+    last: int | None,
+    from_beginning: bool,
+) -> int:
     """Text blocks (a pod's log) or JSON lines (scripts), one per window revision shown."""
 
     def show(update: Update) -> None:
         if mode == "json":
             sys.stdout.write(encode_record(update.record).decode() + "\n")
         else:
-            sys.stdout.write(
-                "\n" + render_block(update.record, update.change, update.added_events)
-            )
+            sys.stdout.write("\n" + render_block(update.record, update.change, update.added_events))
         sys.stdout.flush()
         obs.WINDOWS_RECEIVED.inc()
 
@@ -188,8 +223,11 @@ def run_log(config: Config, reader: MetricsReader, health: obs.Health, stopper: 
     reader.commit()
     health.ready = True
     if backfill.topic_empty:
-        log.info("the metrics topic is empty: waiting for the first window",
-                 topic=reader.topic, window_seconds=config.window_seconds)
+        log.info(
+            "the metrics topic is empty: waiting for the first window",
+            topic=reader.topic,
+            window_seconds=config.window_seconds,
+        )
     while not stopper.requested:
         health.beat()
         records = reader.poll(0.5)
@@ -198,14 +236,18 @@ def run_log(config: Config, reader: MetricsReader, health: obs.Health, stopper: 
         if records:
             reader.commit()
         if reader.unreachable_for() > config.dashboard_give_up_seconds:
-            log.error("Kafka unreachable, giving up", seconds=config.dashboard_give_up_seconds,
-                      error=reader.last_error)
+            log.error(
+                "Kafka unreachable, giving up",
+                seconds=config.dashboard_give_up_seconds,
+                error=reader.last_error,
+            )
             return 2
     return 0
 
 
-def run_live(config: Config, reader: MetricsReader, health: obs.Health, stopper: Stopper,
-             last: int | None) -> int:
+def run_live(
+    config: Config, reader: MetricsReader, health: obs.Health, stopper: Stopper, last: int | None
+) -> int:
     """The full-screen view: redraw on every change and at least every refresh interval."""
     from rich.console import Console
     from rich.live import Live
@@ -213,15 +255,19 @@ def run_live(config: Config, reader: MetricsReader, health: obs.Health, stopper:
     refresh_s = config.dashboard_refresh_ms / 1000
     book = WindowBook(keep=max(config.dashboard_history, last or 0, 50))
     state = dashboard.DashboardState(
-        topic=reader.topic, window_seconds=config.window_seconds,
-        history=config.dashboard_history, book=book,
+        topic=reader.topic,
+        window_seconds=config.window_seconds,
+        history=config.dashboard_history,
+        book=book,
     )
     admin = AdminClient({**client_config(config), "logger": silent_logger()})
     probes = [
         Probe("consumer-lag", reader.lag, LAG_PROBE_INTERVAL_S),
-        Probe("processor-lag",
-              lambda: processor_lag(admin, config.events_topic, config.consumer_group),
-              LAG_PROBE_INTERVAL_S),
+        Probe(
+            "processor-lag",
+            lambda: processor_lag(admin, config.events_topic, config.consumer_group),
+            LAG_PROBE_INTERVAL_S,
+        ),
     ]
     probes.append(Probe("live-window", live_window_source(config), refresh_s))
     console = Console()
@@ -266,7 +312,10 @@ def run_live(config: Config, reader: MetricsReader, health: obs.Health, stopper:
         for probe in probes:
             probe.stop()
     if reader.unreachable_for() > config.dashboard_give_up_seconds:
-        log.error("Kafka unreachable, giving up", seconds=config.dashboard_give_up_seconds,
-                  error=reader.last_error)
+        log.error(
+            "Kafka unreachable, giving up",
+            seconds=config.dashboard_give_up_seconds,
+            error=reader.last_error,
+        )
         return 2
     return 0

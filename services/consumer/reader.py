@@ -57,8 +57,14 @@ def silent_logger() -> logging.Logger:
 class MetricsReader:
     """A consumer assigned to every partition of the metrics topic."""
 
-    def __init__(self, config: Config, group: str, tail: int, from_beginning: bool = False,
-                 quiet: bool = False):
+    def __init__(
+        self,
+        config: Config,
+        group: str,
+        tail: int,
+        from_beginning: bool = False,
+        quiet: bool = False,
+    ):
         self.topic = config.metrics_topic
         self.tail = tail
         self.from_beginning = from_beginning

@@ -64,10 +64,12 @@ class Probe(Generic[T]):
         except Exception as error:
             self.failures += 1
             if self.failures in (1, 10, 100):
-                log.warning("probe failed", probe=self.name, failures=self.failures,
-                            error=str(error))
-            self._reading = Reading(self._reading.value, str(error) or type(error).__name__,
-                                    now, self._reading.ok_at)
+                log.warning(
+                    "probe failed", probe=self.name, failures=self.failures, error=str(error)
+                )
+            self._reading = Reading(
+                self._reading.value, str(error) or type(error).__name__, now, self._reading.ok_at
+            )
         else:
             self.failures = 0
             self._reading = Reading(value, "", now, now)
@@ -88,9 +90,9 @@ def processor_lag(admin: AdminClient, topic: str, group: str, timeout_s: float =
     """
     admin.poll(0)  # serve queued client log lines, if a logger is configured
     request = [ConsumerGroupTopicPartitions(group)]
-    committed_result = admin.list_consumer_group_offsets(
-        request, request_timeout=timeout_s
-    )[group].result(timeout=timeout_s)
+    committed_result = admin.list_consumer_group_offsets(request, request_timeout=timeout_s)[
+        group
+    ].result(timeout=timeout_s)
     committed = {
         tp.partition: tp.offset
         for tp in committed_result.topic_partitions or []

@@ -33,15 +33,29 @@ pytestmark = pytest.mark.integration
 BASE = parse_iso("2024-10-26T10:00:00Z")
 
 
-def window(index: int, revision: int = 1, late: int = 0, final: bool = False,
-           published_at: str = "2024-10-26T12:00:00Z") -> WindowRecord:
+def window(
+    index: int,
+    revision: int = 1,
+    late: int = 0,
+    final: bool = False,
+    published_at: str = "2024-10-26T12:00:00Z",
+) -> WindowRecord:
     start = BASE + index * 300
     total = 1000 + index + late
     return WindowRecord(
-        window_start=iso_utc(start), window_end=iso_utc(start + 300), total_events=total,
-        unique_users=100 + index, unique_sessions=300, event_types={"click": total},
-        devices={"mobile": total}, top_referrers={"google.com": total}, top_pages={"/": total},
-        avg_duration_ms=1000.0, revision=revision, late_events=late, final=final,
+        window_start=iso_utc(start),
+        window_end=iso_utc(start + 300),
+        total_events=total,
+        unique_users=100 + index,
+        unique_sessions=300,
+        event_types={"click": total},
+        devices={"mobile": total},
+        top_referrers={"google.com": total},
+        top_pages={"/": total},
+        avg_duration_ms=1000.0,
+        revision=revision,
+        late_events=late,
+        final=final,
         published_at=published_at,
     )
 
@@ -57,12 +71,21 @@ class ConsumeProcess:
     """`clickstream consume` in a child process; stdout and stderr lines collected as they come."""
 
     def __init__(self, pipeline, *args: str, **environ: str):
-        env = {**os.environ, **pipeline.environ, "LOG_FORMAT": "json",
-               "DASHBOARD_GROUP": f"test-dashboard-{uuid.uuid4().hex[:8]}", **environ}
+        env = {
+            **os.environ,
+            **pipeline.environ,
+            "LOG_FORMAT": "json",
+            "DASHBOARD_GROUP": f"test-dashboard-{uuid.uuid4().hex[:8]}",
+            **environ,
+        }
         self.group = env["DASHBOARD_GROUP"]
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "consume", *args],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.stdout: list[str] = []
         self.stderr: list[str] = []
@@ -110,17 +133,33 @@ def shown(records: list[WindowRecord]) -> list[tuple[int, int]]:
 
 def test_json_starts_with_the_latest_window_then_shows_each_new_revision_once(pipeline):
     config = pipeline.config(consumer.SETTINGS)
-    publish(config, [window(1), window(2), window(2, published_at="again"), window(3),
-                     window(4), window(5, revision=1), window(5, revision=2, late=7)])
+    publish(
+        config,
+        [
+            window(1),
+            window(2),
+            window(2, published_at="again"),
+            window(3),
+            window(4),
+            window(5, revision=1),
+            window(5, revision=2, late=7),
+        ],
+    )
     with ConsumeProcess(pipeline, "--json") as run:
         assert run.wait_for(lambda: len(run.stdout) >= 1), run.stderr
         assert shown(run.json_records()) == [(5, 2)]  # the newest revision of the newest window
 
         # Live: an amendment, the same amendment republished after a crash, a new
         # window, then a final revision of window 5 as the sentinel behind the duplicate.
-        publish(config, [window(4, revision=2, late=37), window(4, revision=2, late=37,
-                         published_at="republished"), window(6),
-                         window(4, revision=3, late=37, final=True)])
+        publish(
+            config,
+            [
+                window(4, revision=2, late=37),
+                window(4, revision=2, late=37, published_at="republished"),
+                window(6),
+                window(4, revision=3, late=37, final=True),
+            ],
+        )
         assert run.wait_for(lambda: (4, 3) in shown(run.json_records())), run.stderr
         assert run.wait_for(lambda: (6, 1) in shown(run.json_records())), run.stderr
         records = run.json_records()
@@ -130,18 +169,26 @@ def test_json_starts_with_the_latest_window_then_shows_each_new_revision_once(pi
 
     # Manual commits: the dashboard's group has committed the end of every partition it read.
     admin = make_admin(config)
-    committed = admin.list_consumer_group_offsets(
-        [ConsumerGroupTopicPartitions(run.group)])[run.group].result(timeout=10)
+    committed = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(run.group)])[
+        run.group
+    ].result(timeout=10)
     ends = end_offsets(make_consumer(config, run.group), config.metrics_topic)
     assert {tp.partition: tp.offset for tp in committed.topic_partitions} == {
-        partition: end for partition, end in ends.items() if end}
+        partition: end for partition, end in ends.items() if end
+    }
 
 
 def test_from_beginning_prints_every_distinct_revision_once_in_window_order(pipeline):
     config = pipeline.config(consumer.SETTINGS)
-    history = [window(3), window(1), window(2), window(1, revision=2, late=5),
-               window(3, published_at="again"), window(2, revision=2, final=True),
-               window(1, revision=2, late=5, published_at="again")]
+    history = [
+        window(3),
+        window(1),
+        window(2),
+        window(1, revision=2, late=5),
+        window(3, published_at="again"),
+        window(2, revision=2, final=True),
+        window(1, revision=2, late=5, published_at="again"),
+    ]
     publish(config, history)
     with ConsumeProcess(pipeline, "--json", "--from-beginning") as run:
         expected = [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1)]
@@ -181,8 +228,9 @@ def test_missing_topic_and_unreachable_broker_exit_2_with_a_clear_message(pipeli
     with ConsumeProcess(pipeline, "--json", METRICS_TOPIC=missing) as run:
         assert run.process.wait(timeout=60) == 2
         assert any("does not exist" in line for line in run.stderr)
-    with ConsumeProcess(pipeline, "--json", KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1",
-                        DASHBOARD_CONNECT_ATTEMPTS="1") as run:
+    with ConsumeProcess(
+        pipeline, "--json", KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", DASHBOARD_CONNECT_ATTEMPTS="1"
+    ) as run:
         assert run.process.wait(timeout=60) == 2
         assert run.wait_for(
             lambda: any("did not answer a metadata request" in line for line in run.stderr)
@@ -212,8 +260,9 @@ def test_processor_lag_counts_events_past_the_processor_groups_commits(pipeline)
         producer.produce(config.events_topic, b"{}", partition=i % 6)
     assert producer.flush(10) == 0
     committer = make_consumer(config, config.consumer_group)
-    committer.commit(offsets=[TopicPartition(config.events_topic, p, 4) for p in range(6)],
-                     asynchronous=False)
+    committer.commit(
+        offsets=[TopicPartition(config.events_topic, p, 4) for p in range(6)], asynchronous=False
+    )
     committer.close()
     assert processor_lag(admin, config.events_topic, config.consumer_group) == 60 - 6 * 4
 
@@ -231,12 +280,28 @@ def test_live_window_is_the_processors_unpublished_state_in_redis(pipeline):
         store.record_topology(6, 60)
         start = int(BASE)
         for partition, users in ((0, ["u1", "u2"]), (3, ["u2", "u3", "u4"])):
-            store.apply_batch(partition, -1, 0, 0, [WindowDelta(
-                window_start=start, events=len(users), duration_ms=1000 * len(users),
-                event_types=Counter({"click": len(users)}), devices=Counter({"mobile": len(users)}),
-                users=set(users), sessions={f"s-{u}" for u in users},
-                pages={"/cart": len(users)}, referrers={"x.com": len(users)},
-            )], float(start + 10), {}, 1)
+            store.apply_batch(
+                partition,
+                -1,
+                0,
+                0,
+                [
+                    WindowDelta(
+                        window_start=start,
+                        events=len(users),
+                        duration_ms=1000 * len(users),
+                        event_types=Counter({"click": len(users)}),
+                        devices=Counter({"mobile": len(users)}),
+                        users=set(users),
+                        sessions={f"s-{u}" for u in users},
+                        pages={"/cart": len(users)},
+                        referrers={"x.com": len(users)},
+                    )
+                ],
+                float(start + 10),
+                {},
+                1,
+            )
         record = live()
         assert (record.window_start, record.window_end) == (iso_utc(start), iso_utc(start + 60))
         assert (record.revision, record.final) == (0, False)

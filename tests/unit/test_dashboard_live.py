@@ -18,16 +18,23 @@ NOW = parse_iso("2024-10-26T11:12:30Z")
 
 
 def screen(state: DashboardState, width: int, height: int = 40) -> list[str]:
-    console = Console(width=width, height=height, record=True, color_system=None,
-                      force_terminal=True, legacy_windows=False)
+    console = Console(
+        width=width,
+        height=height,
+        record=True,
+        color_system=None,
+        force_terminal=True,
+        legacy_windows=False,
+    )
     console.print(render(state, NOW, width, height))
     return console.export_text(styles=False).rstrip("\n").split("\n")
 
 
 def busy_state() -> DashboardState:
     book = WindowBook(keep=50)
-    state = DashboardState(topic="clickstream-metrics", window_seconds=300, history=12, book=book,
-                           backfill_done=True)
+    state = DashboardState(
+        topic="clickstream-metrics", window_seconds=300, history=12, book=book, backfill_done=True
+    )
     long_pages = {f"/products/a-very-long-product-name-number-{i}": 2000 - i for i in range(10)}
     for index in range(14):
         record = window(0, total=12_345 + index)
@@ -57,8 +64,15 @@ def test_live_view_fits_the_terminal_without_wrapping(width):
     assert not too_wide
     assert len(lines) <= 40
     text = "\n".join(lines)
-    for section in ("Window 11:05 → 11:10 UTC", "In progress · PARTIAL", "Event types",
-                    "Devices", "Top referrers", "Top pages", "Last 12 windows"):
+    for section in (
+        "Window 11:05 → 11:10 UTC",
+        "In progress · PARTIAL",
+        "Event types",
+        "Devices",
+        "Top referrers",
+        "Top pages",
+        "Last 12 windows",
+    ):
         assert section in text
     # Boxes close on the line they open: a wrapped cell would break the right border.
     assert all(line.endswith(("╮", "│", "╯")) for line in lines[2:-1])
@@ -96,8 +110,14 @@ def test_history_strip_shows_the_last_windows_oldest_first():
 
 
 def test_empty_topic_says_so_instead_of_showing_nothing():
-    state = DashboardState(topic="clickstream-metrics", window_seconds=300, history=12,
-                           book=WindowBook(), backfill_done=True, topic_empty=True)
+    state = DashboardState(
+        topic="clickstream-metrics",
+        window_seconds=300,
+        history=12,
+        book=WindowBook(),
+        backfill_done=True,
+        topic_empty=True,
+    )
     text = "\n".join(screen(state, 80))
     assert "The metrics topic is empty: waiting for the first window" in text
     assert "no update yet" in text
@@ -105,5 +125,10 @@ def test_empty_topic_says_so_instead_of_showing_nothing():
 
 def test_compact_numbers_and_ages_fit_their_cells():
     assert [compact(n) for n in (7, 999, 3_000, 12_345, 1_234_567)] == [
-        "7", "999", "3.0k", "12k", "1.2M"]
+        "7",
+        "999",
+        "3.0k",
+        "12k",
+        "1.2M",
+    ]
     assert [describe_age(s) for s in (3, 65, 7260)] == ["3s", "1m 05s", "2h 01m"]

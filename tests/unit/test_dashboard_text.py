@@ -27,8 +27,13 @@ def original_example_window() -> WindowRecord:
         total_events=3000,
         unique_users=100,
         unique_sessions=684,
-        event_types={"page_view": 582, "click": 659, "add_to_cart": 578, "search": 568,
-                     "purchase": 613},
+        event_types={
+            "page_view": 582,
+            "click": 659,
+            "add_to_cart": 578,
+            "search": 568,
+            "purchase": 613,
+        },
         devices={"mobile": 1013, "desktop": 996, "tablet": 991},
         top_referrers={"google.com": 642, "x.com": 603, "email": 599},
         top_pages={"/products/laptop": 251, "/blog": 242, "/contact": 240},
@@ -45,7 +50,11 @@ def test_first_revision_renders_the_original_block_with_a_revision_line():
 def test_amended_final_revision_says_how_many_late_events_it_added():
     first = original_example_window()
     amended = msgspec.structs.replace(
-        first, revision=2, final=True, total_events=3037, late_events=37,
+        first,
+        revision=2,
+        final=True,
+        total_events=3037,
+        late_events=37,
         event_types={**first.event_types, "click": 696},
         devices={**first.devices, "mobile": 1050},
     )
@@ -58,8 +67,12 @@ def test_amended_final_revision_says_how_many_late_events_it_added():
 
 def test_equal_counts_are_listed_in_name_order_and_an_empty_window_has_no_division_by_zero():
     record = msgspec.structs.replace(
-        original_example_window(), total_events=0, event_types={"search": 0, "click": 0},
-        devices={}, top_referrers={}, top_pages={},
+        original_example_window(),
+        total_events=0,
+        event_types={"search": 0, "click": 0},
+        devices={},
+        top_referrers={},
+        top_pages={},
     )
     block = render_block(record)
     assert block.index("   click ") < block.index("   search ")

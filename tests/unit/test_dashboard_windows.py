@@ -10,15 +10,28 @@ from services.consumer.reader import Backfill
 from services.consumer.windows import Change, WindowBook
 
 
-def window(minute: int, revision: int = 1, total: int = 1000, late: int = 0,
-           final: bool = False, published_at: str = "") -> WindowRecord:
+def window(
+    minute: int,
+    revision: int = 1,
+    total: int = 1000,
+    late: int = 0,
+    final: bool = False,
+    published_at: str = "",
+) -> WindowRecord:
     return WindowRecord(
         window_start=f"2024-10-26T10:{minute:02d}:00Z",
         window_end=f"2024-10-26T10:{minute + 5:02d}:00Z",
-        total_events=total, unique_users=100, unique_sessions=300,
-        event_types={"click": total}, devices={"mobile": total},
-        top_referrers={"google.com": total}, top_pages={"/": total},
-        avg_duration_ms=1000.0, revision=revision, late_events=late, final=final,
+        total_events=total,
+        unique_users=100,
+        unique_sessions=300,
+        event_types={"click": total},
+        devices={"mobile": total},
+        top_referrers={"google.com": total},
+        top_pages={"/": total},
+        avg_duration_ms=1000.0,
+        revision=revision,
+        late_events=late,
+        final=final,
         published_at=published_at,
     )
 
@@ -83,21 +96,39 @@ def test_book_keeps_the_newest_windows_and_ignores_older_ones_once_full():
 
 def test_start_shows_the_newest_revision_of_the_last_windows_in_window_order():
     # Partitions interleave: window 10:10 arrives before 10:05, revisions and a duplicate.
-    records = [window(10), window(0), window(5), window(10, revision=2, total=1010, late=10),
-               window(5), window(0, revision=2, final=True)]
+    records = [
+        window(10),
+        window(0),
+        window(5),
+        window(10, revision=2, total=1010, late=10),
+        window(5),
+        window(0, revision=2, final=True),
+    ]
     shown = initial_updates(WindowBook(), Backfill(records=records), last=2, every_revision=False)
     assert [(u.record.window_start[11:16], u.record.revision) for u in shown] == [
-        ("10:05", 1), ("10:10", 2)]
+        ("10:05", 1),
+        ("10:10", 2),
+    ]
     assert shown[1].change is Change.AMENDED
 
 
 def test_from_beginning_shows_every_distinct_revision_once():
-    records = [window(10), window(0), window(5), window(10, revision=2, total=1010, late=10),
-               window(5), window(0, revision=2, final=True)]
-    shown = initial_updates(WindowBook(), Backfill(records=records), last=None,
-                            every_revision=True)
+    records = [
+        window(10),
+        window(0),
+        window(5),
+        window(10, revision=2, total=1010, late=10),
+        window(5),
+        window(0, revision=2, final=True),
+    ]
+    shown = initial_updates(WindowBook(), Backfill(records=records), last=None, every_revision=True)
     assert [(u.record.window_start[11:16], u.record.revision) for u in shown] == [
-        ("10:00", 1), ("10:00", 2), ("10:05", 1), ("10:10", 1), ("10:10", 2)]
+        ("10:00", 1),
+        ("10:00", 2),
+        ("10:05", 1),
+        ("10:10", 1),
+        ("10:10", 2),
+    ]
 
 
 def test_content_ignores_publication_time_only():
