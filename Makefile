@@ -43,3 +43,13 @@ test: install lint
 
 clean: down
 	rm -rf .local $(VENV) .pytest_cache .ruff_cache
+
+# Kubernetes deployment checks: helm lint --strict, helm template for each value set in
+# charts/clickstream/ci/ validated offline against the Kubernetes schemas, the replica
+# check, hadolint, and dashboard/alert metric names. deploy/k8s-tools.sh installs helm
+# (go install) and the validators once into ~/.cache/clickstream/tools. The same tests run
+# in `make test` (tests/deploy).
+.PHONY: chart-check
+chart-check: install
+	deploy/k8s-tools.sh >/dev/null
+	pytest tests/deploy -q -rs $(PYTEST_ARGS)

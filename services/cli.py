@@ -49,6 +49,7 @@ COMMANDS = (
         "services.consumer.main",
         lambda parser: importlib.import_module("services.consumer.main").add_arguments(parser),
     ),
+    Command("bench", "measure the pipeline against its targets on the local stack", "load.bench"),
 )
 
 

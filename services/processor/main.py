@@ -106,14 +106,20 @@ class Processor:
                 "enable.partition.eof": True,
                 "session.timeout.ms": config.session_timeout_ms,
                 "heartbeat.interval.ms": max(config.session_timeout_ms // 6, 100),
-                "fetch.max.bytes": 64 * 1024 * 1024,
-                "max.partition.fetch.bytes": 8 * 1024 * 1024,
-                "queued.max.messages.kbytes": 256 * 1024,
+                # Prefetch enough to keep the loop busy, bounded so RSS stays small.
+                "fetch.max.bytes": 4 * 1024 * 1024,
+                "max.partition.fetch.bytes": 1 * 1024 * 1024,
+                "queued.max.messages.kbytes": 4 * 1024,
+                # Default 1000 ms: with a bounded queue the fetcher would idle a second
+                # every time the loop falls behind by one batch.
+                "fetch.queue.backoff.ms": 5,
                 "client.id": config.processor_id,
             },
         )
         self.dead_letters = DeadLetters(make_producer(config), config.dlq_topic)
-        self.applier = BatchApplier(self.store, self.dead_letters, self.windowing)
+        self.applier = BatchApplier(
+            self.store, self.dead_letters, self.windowing, config.processor_id
+        )
         self.metrics_producer = make_producer(config, **{"linger.ms": 0})
         self.cursors: dict[int, PartitionCursor] = {}
         self.health = Health()
