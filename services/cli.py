@@ -43,6 +43,12 @@ COMMANDS = (
         "services.common.topics_cli",
         _topics_args,
     ),
+    Command(
+        "consume",
+        "the metrics dashboard: live view, log blocks or JSON lines",
+        "services.consumer.main",
+        lambda parser: importlib.import_module("services.consumer.main").add_arguments(parser),
+    ),
     Command("bench", "measure the pipeline against its targets on the local stack", "load.bench"),
 )
 
