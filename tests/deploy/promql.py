@@ -13,8 +13,22 @@ from collections.abc import Iterator
 from typing import Any
 
 KEYWORDS = frozenset(
-    {"by", "without", "on", "ignoring", "group_left", "group_right", "bool",
-     "and", "or", "unless", "offset", "inf", "nan", "atan2"}
+    {
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "bool",
+        "and",
+        "or",
+        "unless",
+        "offset",
+        "inf",
+        "nan",
+        "atan2",
+    }
 )
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _MATCHERS = re.compile(r"\{[^{}]*\}")
@@ -47,6 +61,7 @@ def metric_names(expr: str) -> set[str]:
 
 def dashboard_queries(dashboard: dict[str, Any]) -> Iterator[str]:
     """The PromQL of every panel target (rows included) and every query variable."""
+
     def panels(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for panel in items:
             yield panel

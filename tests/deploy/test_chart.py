@@ -58,8 +58,10 @@ class Tools:
 
     def yaml(self, path: Path) -> list[Any]:
         """The documents of a YAML file (the project's own venv has no YAML parser)."""
-        code = ("import json, sys, yaml; "
-                "json.dump(list(yaml.safe_load_all(open(sys.argv[1]))), sys.stdout)")
+        code = (
+            "import json, sys, yaml; "
+            "json.dump(list(yaml.safe_load_all(open(sys.argv[1]))), sys.stdout)"
+        )
         out = subprocess.run(
             [str(self.python), "-c", code, str(path)], capture_output=True, text=True, check=True
         )
@@ -75,8 +77,10 @@ def tools() -> Tools:
         pytest.fail(f"deploy/k8s-tools.sh failed:\n{result.stderr}")
     directory = Path(result.stdout.strip().splitlines()[-1])
     return Tools(
-        directory / "bin" / "helm", directory / "venv" / "bin" / "python",
-        directory / "bin" / "hadolint", directory / "bin" / "promtool",
+        directory / "bin" / "helm",
+        directory / "venv" / "bin" / "python",
+        directory / "bin" / "hadolint",
+        directory / "bin" / "promtool",
     )
 
 
@@ -100,8 +104,15 @@ def helm(tools: Tools, *args: str) -> subprocess.CompletedProcess[str]:
 def template(
     tools: Tools, chart: Path, values_file: str | None = None, *sets: str
 ) -> subprocess.CompletedProcess[str]:
-    args = ["template", RELEASE, str(chart), "--namespace", NAMESPACE,
-            "--kube-version", KUBERNETES_VERSION]
+    args = [
+        "template",
+        RELEASE,
+        str(chart),
+        "--namespace",
+        NAMESPACE,
+        "--kube-version",
+        KUBERNETES_VERSION,
+    ]
     if values_file:
         args += ["-f", str(chart / "ci" / values_file)]
     for assignment in sets:
@@ -113,17 +124,24 @@ def validate(tools: Tools, manifests: str, tmp_path: Path) -> tuple[list[dict], 
     rendered = tmp_path / "rendered.yaml"
     rendered.write_text(manifests)
     result = subprocess.run(
-        [str(tools.python), str(HERE / "validate_manifests.py"), str(rendered),
-         "--kubernetes-version", KUBERNETES_VERSION],
-        capture_output=True, text=True,
+        [
+            str(tools.python),
+            str(HERE / "validate_manifests.py"),
+            str(rendered),
+            "--kubernetes-version",
+            KUBERNETES_VERSION,
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode in (0, 1), result.stderr
     report = json.loads(result.stdout)
     return report["resources"], report["errors"]
 
 
-def rendered(tools: Tools, chart: Path, tmp_path: Path, values_file: str | None = None,
-             *sets: str) -> list[dict]:
+def rendered(
+    tools: Tools, chart: Path, tmp_path: Path, values_file: str | None = None, *sets: str
+) -> list[dict]:
     """Render and validate; fail on any render or schema error."""
     result = template(tools, chart, values_file, *sets)
     assert result.returncode == 0, result.stderr
@@ -146,6 +164,7 @@ def env_of(deployment: dict) -> list[dict]:
 
 
 # --- Chart.yaml, lint, render + schema validation ------------------------------------------
+
 
 def test_chart_declares_redis_subchart_switchable_by_condition(tools: Tools) -> None:
     (chart_yaml,) = tools.yaml(CHART / "Chart.yaml")
@@ -176,8 +195,11 @@ def test_rendered_value_set_validates_against_kubernetes_schemas(
     assert ("clickstream-producer" in deployments) == (value_set == "defaults-with-producer")
     topics = by_kind(resources, "KafkaTopic")
     assert len(topics) == (0 if value_set == "topics-off" else 3)
-    assert ("ScaledObject" in kinds) == ("ServiceMonitor" in kinds) == (
-        value_set == "keda-servicemonitor")
+    assert (
+        ("ScaledObject" in kinds)
+        == ("ServiceMonitor" in kinds)
+        == (value_set == "keda-servicemonitor")
+    )
     assert ("NetworkPolicy" in kinds) == (value_set != "topics-off")
 
 
@@ -196,7 +218,8 @@ def test_validator_rejects_unknown_fields_and_bad_custom_resources(
     misspelt = manifests.replace("readOnlyRootFilesystem:", "readOnlyRootFileSystem:", 1)
     first_topic = manifests.index("kind: KafkaTopic")
     orphan_topic = manifests[:first_topic] + manifests[first_topic:].replace(
-        "    strimzi.io/cluster: data-on-eks\n", "", 1)
+        "    strimzi.io/cluster: data-on-eks\n", "", 1
+    )
     _, errors = validate(tools, misspelt, tmp_path)
     assert len(errors) == 1 and "readOnlyRootFileSystem" in errors[0]
     _, errors = validate(tools, orphan_topic, tmp_path)
@@ -204,6 +227,7 @@ def test_validator_rejects_unknown_fields_and_bad_custom_resources(
 
 
 # --- the replica check ---------------------------------------------------------------------
+
 
 def test_processor_replicas_above_event_partitions_fail_the_template(
     tools: Tools, chart: Path
@@ -240,6 +264,7 @@ def test_keda_scales_processor_up_to_partitions_at_most(
 
 # --- secrets and connection settings -------------------------------------------------------
 
+
 def test_redis_url_is_built_from_the_password_secret(
     tools: Tools, chart: Path, tmp_path: Path
 ) -> None:
@@ -253,8 +278,7 @@ def test_redis_url_is_built_from_the_password_secret(
     url = env[names.index("REDIS_URL")]["value"]
     assert url == "redis://:$(REDIS_PASSWORD)@clickstream-redis-master.kafka.svc:6379/0"
     # The chart-made Secret is the one the subchart reads (redis.auth.existingSecret).
-    assert set(by_kind(resources, "Secret")["clickstream-redis-auth"]["data"]) == {
-        "redis-password"}
+    assert set(by_kind(resources, "Secret")["clickstream-redis-auth"]["data"]) == {"redis-password"}
     # Only the processor talks to Redis.
     consumer_env = env_of(by_kind(resources, "Deployment")["clickstream-consumer"])
     assert not {"REDIS_URL", "REDIS_PASSWORD"} & {e["name"] for e in consumer_env}
@@ -267,11 +291,16 @@ def test_external_redis_and_sasl_passwords_come_from_secrets(
     assert "clickstream-redis-auth" not in by_kind(resources, "Secret")
     env = {e["name"]: e for e in env_of(by_kind(resources, "Deployment")["clickstream-processor"])}
     assert env["REDIS_URL"]["value"] == (
-        "rediss://:$(REDIS_PASSWORD)@clickstream.abc123.use1.cache.amazonaws.com:6379/0")
+        "rediss://:$(REDIS_PASSWORD)@clickstream.abc123.use1.cache.amazonaws.com:6379/0"
+    )
     assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-        "name": "clickstream-elasticache", "key": "auth-token"}
+        "name": "clickstream-elasticache",
+        "key": "auth-token",
+    }
     assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-        "name": "clickstream", "key": "password"}
+        "name": "clickstream",
+        "key": "password",
+    }
     config = by_kind(resources, "ConfigMap")["clickstream-config"]["data"]
     assert config["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
     assert config["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
@@ -290,12 +319,19 @@ def test_secrets_set_as_plain_env_values_are_refused(
 
 
 def test_sasl_without_a_password_secret_is_refused(tools: Tools, chart: Path) -> None:
-    result = template(tools, chart, None, "kafka.securityProtocol=SASL_SSL",
-                      "kafka.sasl.mechanism=SCRAM-SHA-512", "kafka.sasl.username=clickstream")
+    result = template(
+        tools,
+        chart,
+        None,
+        "kafka.securityProtocol=SASL_SSL",
+        "kafka.sasl.mechanism=SCRAM-SHA-512",
+        "kafka.sasl.username=clickstream",
+    )
     assert result.returncode != 0 and "kafka.sasl.existingSecret" in result.stderr
 
 
 # --- pods, network, topics -----------------------------------------------------------------
+
 
 def test_every_pod_runs_locked_down_with_probes_on_the_health_endpoints(
     tools: Tools, chart: Path, tmp_path: Path
@@ -306,16 +342,21 @@ def test_every_pod_runs_locked_down_with_probes_on_the_health_endpoints(
         main = container(deployment)
         assert pod["securityContext"]["runAsNonRoot"] is True, name
         assert main["securityContext"] == {
-            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-            "privileged": False, "capabilities": {"drop": ["ALL"]}}, name
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+        }, name
         assert main["livenessProbe"]["httpGet"]["path"] == "/healthz", name
         assert main["readinessProbe"]["httpGet"]["path"] == "/readyz", name
         assert main["ports"] == [{"name": "metrics", "containerPort": 9100, "protocol": "TCP"}]
         assert {"requests", "limits"} <= set(main["resources"]), name
         assert pod["terminationGracePeriodSeconds"] >= 10, name
         command = name.removeprefix("clickstream-")
-        assert main["args"][0] == {"processor": "process", "consumer": "consume",
-                                   "producer": "produce"}[command]
+        assert (
+            main["args"][0]
+            == {"processor": "process", "consumer": "consume", "producer": "produce"}[command]
+        )
 
 
 def test_network_policies_allow_only_dns_kafka_redis_egress_and_metrics_ingress(
@@ -323,8 +364,11 @@ def test_network_policies_allow_only_dns_kafka_redis_egress_and_metrics_ingress(
 ) -> None:
     resources = rendered(tools, chart, tmp_path, "default-values.yaml")
     policies = by_kind(resources, "NetworkPolicy")
-    assert set(policies) == {"clickstream-processor", "clickstream-consumer",
-                             "clickstream-producer"}
+    assert set(policies) == {
+        "clickstream-processor",
+        "clickstream-consumer",
+        "clickstream-producer",
+    }
     for name, policy in policies.items():
         spec = policy["spec"]
         assert spec["policyTypes"] == ["Ingress", "Egress"]
@@ -344,8 +388,9 @@ def test_kafka_topics_match_the_services_topic_specs(
     from services.common.topics import pipeline_topics
     from services.common.topics_cli import SETTINGS
 
-    config = cfg.load(cfg.unique_settings(cfg.SHARED, SETTINGS),
-                      environ={"TOPIC_MIN_INSYNC_REPLICAS": "2"})
+    config = cfg.load(
+        cfg.unique_settings(cfg.SHARED, SETTINGS), environ={"TOPIC_MIN_INSYNC_REPLICAS": "2"}
+    )
     expected = {
         spec.name: (spec.partitions, {k: str(v) for k, v in spec.configs.items()})
         for spec in pipeline_topics(config)
@@ -358,7 +403,9 @@ def test_kafka_topics_match_the_services_topic_specs(
         assert topic["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
         assert spec["replicas"] == 3
         actual[spec["topicName"]] = (
-            spec["partitions"], {k: str(v) for k, v in spec["config"].items()})
+            spec["partitions"],
+            {k: str(v) for k, v in spec["config"].items()},
+        )
     assert actual == expected
 
 
@@ -381,8 +428,11 @@ def test_notes_point_at_resources_the_release_has(
     resources = rendered(tools, chart, tmp_path, VALUE_SETS[value_set])
     result = template(tools, notes_chart, VALUE_SETS[value_set])
     assert result.returncode == 0, result.stderr
-    (notes,) = [doc for doc in validate(tools, result.stdout, tmp_path)[0]
-                if doc["metadata"]["name"] == "rendered-notes"]
+    (notes,) = [
+        doc
+        for doc in validate(tools, result.stdout, tmp_path)[0]
+        if doc["metadata"]["name"] == "rendered-notes"
+    ]
     text = notes["data"]["notes"]
     kinds = {"deployment": "Deployment", "svc": "Service", "scaledobject": "ScaledObject"}
     mentioned = re.findall(r"\b(deployment|svc)/([\w-]+)|scaledobject ([\w-]+)", text)
@@ -395,10 +445,10 @@ def test_notes_point_at_resources_the_release_has(
 
 # --- image ---------------------------------------------------------------------------------
 
+
 def test_dockerfile_passes_hadolint(tools: Tools) -> None:
     dockerfile = ROOT / "deploy" / "docker" / "Dockerfile"
-    result = subprocess.run([str(tools.hadolint), str(dockerfile)], capture_output=True,
-                            text=True)
+    result = subprocess.run([str(tools.hadolint), str(dockerfile)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     text = dockerfile.read_text()
     assert len(re.findall(r"(?m)^FROM ", text)) == 2  # build stage + slim final stage
@@ -406,6 +456,7 @@ def test_dockerfile_passes_hadolint(tools: Tools) -> None:
 
 
 # --- dashboard and alert rules -------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def exported() -> set[str]:
@@ -419,12 +470,15 @@ def exported() -> set[str]:
 
 
 def test_metric_name_extraction_skips_labels_functions_and_variables() -> None:
-    expr = ('histogram_quantile(0.99, sum by (le) (rate(clickstream_apply_seconds_bucket'
-            '{namespace=~"$namespace", container="processor"}[$__rate_interval]))) '
-            '> 1e3 unless on (namespace) time() - max(up_total offset 5m) * 2')
+    expr = (
+        "histogram_quantile(0.99, sum by (le) (rate(clickstream_apply_seconds_bucket"
+        '{namespace=~"$namespace", container="processor"}[$__rate_interval]))) '
+        "> 1e3 unless on (namespace) time() - max(up_total offset 5m) * 2"
+    )
     assert metric_names(expr) == {"clickstream_apply_seconds_bucket", "up_total"}
     assert metric_names("label_values(clickstream_assigned_partitions, namespace)") == {
-        "clickstream_assigned_partitions"}
+        "clickstream_assigned_partitions"
+    }
 
 
 def test_dashboard_references_only_metrics_the_services_export(exported: set[str]) -> None:
@@ -463,8 +517,12 @@ def test_alert_rules_cover_the_failure_modes_with_exported_metrics(
 ) -> None:
     (rules_file,) = tools.yaml(ALERTS)
     rules = {rule["alert"]: rule for group in rules_file["groups"] for rule in group["rules"]}
-    assert set(rules) == {"ClickstreamConsumerLagHigh", "ClickstreamNoWindowPublished",
-                          "ClickstreamDLQSpike", "ClickstreamProcessorRestarts"}
+    assert set(rules) == {
+        "ClickstreamConsumerLagHigh",
+        "ClickstreamNoWindowPublished",
+        "ClickstreamDLQSpike",
+        "ClickstreamProcessorRestarts",
+    }
     for name, rule in rules.items():
         assert rule["labels"]["severity"] in {"warning", "critical"}, name
         assert rule["annotations"]["summary"] and rule["annotations"]["description"], name
@@ -497,16 +555,24 @@ def test_dashboard_queries_parse_as_promql(tools: Tools, tmp_path: Path) -> None
         for target in panel.get("targets", []):
             expr = target["expr"].replace("$__rate_interval", "1m").replace("$namespace", ".*")
             assert "$" not in expr, f"unhandled Grafana variable in {expr}"
-            rules.append({"record": f"dashboard:panel{panel['id']}:{target['refId'].lower()}",
-                          "expr": expr})
+            rules.append(
+                {"record": f"dashboard:panel{panel['id']}:{target['refId'].lower()}", "expr": expr}
+            )
     assert len(rules) >= 10
     rule_file = tmp_path / "dashboard-rules.yaml"
     rule_file.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))
     result = promtool(tools, "check", "rules", str(rule_file))
     assert result.returncode == 0, result.stdout + result.stderr
     broken = tmp_path / "broken-rules.yaml"
-    broken.write_text(json.dumps({"groups": [{"name": "x", "rules": [
-        {"record": "x:y", "expr": "sum by (le (rate(x[1m]))"}]}]}))
+    broken.write_text(
+        json.dumps(
+            {
+                "groups": [
+                    {"name": "x", "rules": [{"record": "x:y", "expr": "sum by (le (rate(x[1m]))"}]}
+                ]
+            }
+        )
+    )
     assert promtool(tools, "check", "rules", str(broken)).returncode != 0
 
 
