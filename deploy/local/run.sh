@@ -14,14 +14,15 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-start() {  # start NAME ARGS...: a clickstream service in the background
-  local name=$1
-  shift
-  LOG_FORMAT=json clickstream "$@" >>"$LOG_DIR/$name.log" 2>&1 &
+start() {  # start NAME PORT ARGS...: a clickstream service in the background
+  local name=$1 port=$2
+  shift 2
+  LOG_FORMAT=json METRICS_PORT="$port" clickstream "$@" >>"$LOG_DIR/$name.log" 2>&1 &
   pids+=($!)
   log "$name started (pid $!, log $LOG_DIR/$name.log)"
 }
 
-start producer produce
-start processor process
-clickstream consume
+# One port each: the services share this shell's environment.
+start producer "${PRODUCER_METRICS_PORT:-9101}" produce
+start processor "${PROCESSOR_METRICS_PORT:-9100}" process
+METRICS_PORT="${CONSUMER_METRICS_PORT:-0}" clickstream consume
