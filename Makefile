@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install up down topics run produce test test-unit lint clean
+.PHONY: install up down topics run produce test test-unit lint bench clean
 
 $(BIN)/clickstream: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ run: topics
 
 produce: topics
 	clickstream produce
+
+# The benchmark suite against the local stack: prints one table of figures.
+bench: topics
+	clickstream bench
 
 lint: install
 	ruff check services statestore load tests

@@ -23,7 +23,6 @@ The run, in order:
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from services.common import observability as obs
 from services.common.config import Config, Setting, non_negative_int, positive_int
 from services.common.kafka import client_config
 from services.common.logging import configure, get_logger
+from services.common.shutdown import Stopper
 from services.common.window_record import WindowRecord, build_record, encode_record
 from services.consumer import dashboard
 from services.consumer.reader import Backfill, MetricsReader, silent_logger
@@ -108,18 +108,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="read the whole metrics topic (7 days), not just its tail",
     )
-
-
-class Stopper:
-    """SIGINT/SIGTERM ask the loop to stop at its next poll."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        signal.signal(signal.SIGINT, self._request)
-        signal.signal(signal.SIGTERM, self._request)
-
-    def _request(self, signum: int, _frame: object) -> None:
-        self.requested = True
 
 
 def output_mode(config: Config, args: argparse.Namespace | None) -> str:
@@ -235,12 +223,7 @@ def run_log(
             show(update)
         if records:
             reader.commit()
-        if reader.unreachable_for() > config.dashboard_give_up_seconds:
-            log.error(
-                "Kafka unreachable, giving up",
-                seconds=config.dashboard_give_up_seconds,
-                error=reader.last_error,
-            )
+        if gave_up(config, reader):
             return 2
     return 0
 
@@ -311,11 +294,16 @@ def run_live(
                 break
         for probe in probes:
             probe.stop()
-    if reader.unreachable_for() > config.dashboard_give_up_seconds:
-        log.error(
-            "Kafka unreachable, giving up",
-            seconds=config.dashboard_give_up_seconds,
-            error=reader.last_error,
-        )
-        return 2
-    return 0
+    return 2 if gave_up(config, reader) else 0
+
+
+def gave_up(config: Config, reader: MetricsReader) -> bool:
+    """The broker has been unreachable for longer than the dashboard waits; says so once."""
+    if reader.unreachable_for() <= config.dashboard_give_up_seconds:
+        return False
+    log.error(
+        "Kafka unreachable, giving up",
+        seconds=config.dashboard_give_up_seconds,
+        error=reader.last_error,
+    )
+    return True

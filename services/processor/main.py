@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import threading
 import time
@@ -38,6 +37,7 @@ from services.common.observability import (
     Health,
     serve,
 )
+from services.common.shutdown import Stopper
 from services.processor.apply import BatchApplier, PartitionCursor
 from services.processor.dead_letters import DeadLetters
 from services.processor.decode import decode
@@ -306,13 +306,11 @@ def _cursor(state: PartitionState) -> PartitionCursor:
 
 
 def run(config: Config) -> int:
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stopper = Stopper()
     processor = Processor(config)
     stop_http = serve(config.metrics_port, processor.health) if config.metrics_port else None
     try:
-        return processor.run(stop)
+        return processor.run(stopper.event)
     finally:
         if stop_http:
             stop_http()

@@ -6,7 +6,6 @@ poll(0) serves callbacks between sends, so nothing ever waits per event.
 
 from __future__ import annotations
 
-import signal
 import time
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from services.common.kafka import make_producer, partition_count, wait_for_broke
 from services.common.logging import get_logger
 from services.common.observability import EVENTS_PRODUCED, PRODUCE_ERRORS, Health, serve
 from services.common.schema import encode_event
+from services.common.shutdown import Stopper
 from services.producer.generator import TrafficGenerator
 
 log = get_logger("producer")
@@ -86,18 +86,6 @@ class DeliveryStats:
         EVENTS_PRODUCED.inc()
         self.last_partition = message.partition()
         self.last_offset = message.offset()
-
-
-class Stopper:
-    """SIGINT/SIGTERM ask the loop to stop after its current event; the flush still runs."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        signal.signal(signal.SIGINT, self._request)
-        signal.signal(signal.SIGTERM, self._request)
-
-    def _request(self, signum: int, _frame: object) -> None:
-        self.requested = True
 
 
 def run(config: Config) -> int:
