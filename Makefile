@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install up down topics run produce test test-unit lint bench clean
+.PHONY: install up down topics run produce test test-unit lint bench profile clean
 
 $(BIN)/clickstream: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ produce: topics
 # The benchmark suite against the local stack: prints one table of figures.
 bench: topics
 	clickstream bench
+
+# cProfile of one processor over a fresh dataset: top functions by own time.
+profile: topics
+	clickstream profile
 
 lint: install
 	ruff check services statestore load tests

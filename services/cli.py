@@ -50,6 +50,7 @@ COMMANDS = (
         lambda parser: importlib.import_module("services.consumer.main").add_arguments(parser),
     ),
     Command("bench", "measure the pipeline against its targets on the local stack", "load.bench"),
+    Command("profile", "profile the processor's hot path on the local stack", "load.profile"),
 )
 
 
