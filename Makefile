@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install up down topics run produce test test-unit lint clean
+.PHONY: install up down topics run produce test test-unit lint bench profile clean
 
 $(BIN)/clickstream: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +27,18 @@ topics: install up
 	clickstream topics create
 
 run: topics
-	clickstream produce
+	deploy/local/run.sh
 
 produce: topics
 	clickstream produce
+
+# The benchmark suite against the local stack: prints one table of figures.
+bench: topics
+	clickstream bench
+
+# cProfile of one processor over a fresh dataset: top functions by own time.
+profile: topics
+	clickstream profile
 
 lint: install
 	ruff check services statestore load tests
@@ -43,6 +51,16 @@ test: install lint
 
 clean: down
 	rm -rf .local $(VENV) .pytest_cache .ruff_cache
+
+# Kubernetes deployment checks: helm lint --strict, helm template for each value set in
+# charts/clickstream/ci/ validated offline against the Kubernetes schemas, the replica
+# check, hadolint, and dashboard/alert metric names. deploy/k8s-tools.sh installs helm
+# (go install) and the validators once into ~/.cache/clickstream/tools. The same tests run
+# in `make test` (tests/deploy).
+.PHONY: chart-check
+chart-check: install
+	deploy/k8s-tools.sh >/dev/null
+	pytest tests/deploy -q -rs $(PYTEST_ARGS)
 
 # ---- load and chaos (load/, README "Load and chaos") -------------------------------
 # `make load`: generate the default dataset once, then replay it into EVENTS_TOPIC at

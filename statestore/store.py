@@ -101,6 +101,7 @@ class PartitionState:
     applied_at_ms: int | None = None
     caught_up_at_ms: int | None = None
     sealed_before: int = -1
+    owner: str = ""
     dead_letters: Mapping[str, int] = field(default_factory=dict)
 
 
@@ -178,6 +179,7 @@ class StateStore:
         watermark: float | None,
         dead_letters: Mapping[str, int],
         now_ms: int,
+        owner: str = "",
     ) -> ApplyResult:
         """Apply a partition batch's deltas, fence and watermark atomically, or nothing.
 
@@ -194,6 +196,7 @@ class StateStore:
             "" if watermark is None else f"{watermark:.3f}",
             now_ms,
             self.ttl_s,
+            owner,
             len(deltas),
         ]
         args += [delta.window_start for delta in deltas]
@@ -496,6 +499,7 @@ def _partition_state(partition: int, row: Mapping[bytes, bytes]) -> PartitionSta
         applied_at_ms=number(b"applied_at"),
         caught_up_at_ms=number(b"caught_up_at"),
         sealed_before=number(b"sealed_before", -1),
+        owner=row.get(b"owner", b"").decode(),
         dead_letters={
             name.decode()[4:]: int(value) for name, value in row.items() if name.startswith(b"dlq:")
         },

@@ -60,9 +60,10 @@ def _containers() -> Iterator[Stack]:
     from testcontainers.kafka import KafkaContainer
     from testcontainers.redis import RedisContainer
 
-    with KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka, RedisContainer(
-        "redis:7"
-    ) as redis:
+    with (
+        KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka,
+        RedisContainer("redis:7") as redis,
+    ):
         host, port = redis.get_container_host_ip(), redis.get_exposed_port(6379)
         yield Stack(kafka.get_bootstrap_server(), f"redis://{host}:{port}/0", "testcontainers")
 

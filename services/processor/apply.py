@@ -36,8 +36,11 @@ class PartitionCursor:
 
 
 class BatchApplier:
-    def __init__(self, store: StateStore, dead_letters: DeadLetters, windowing: Windowing):
+    def __init__(
+        self, store: StateStore, dead_letters: DeadLetters, windowing: Windowing, owner: str
+    ):
         self.store = store
+        self.owner = owner
         self.dead_letters = dead_letters
         self.windowing = windowing
 
@@ -68,6 +71,7 @@ class BatchApplier:
                 folded.watermark,
                 +dead_letters,
                 now_ms=int(time.time() * 1000),
+                owner=self.owner,
             )
             APPLY_SECONDS.observe(time.perf_counter() - started)
             BATCHES.labels(result.status.name.lower()).inc()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import threading
 import time
@@ -38,6 +37,7 @@ from services.common.observability import (
     Health,
     serve,
 )
+from services.common.shutdown import Stopper
 from services.processor.apply import BatchApplier, PartitionCursor
 from services.processor.dead_letters import DeadLetters
 from services.processor.decode import decode
@@ -106,14 +106,20 @@ class Processor:
                 "enable.partition.eof": True,
                 "session.timeout.ms": config.session_timeout_ms,
                 "heartbeat.interval.ms": max(config.session_timeout_ms // 6, 100),
-                "fetch.max.bytes": 64 * 1024 * 1024,
-                "max.partition.fetch.bytes": 8 * 1024 * 1024,
-                "queued.max.messages.kbytes": 256 * 1024,
+                # Prefetch enough to keep the loop busy, bounded so RSS stays small.
+                "fetch.max.bytes": 4 * 1024 * 1024,
+                "max.partition.fetch.bytes": 1 * 1024 * 1024,
+                "queued.max.messages.kbytes": 4 * 1024,
+                # Default 1000 ms: with a bounded queue the fetcher would idle a second
+                # every time the loop falls behind by one batch.
+                "fetch.queue.backoff.ms": 5,
                 "client.id": config.processor_id,
             },
         )
         self.dead_letters = DeadLetters(make_producer(config), config.dlq_topic)
-        self.applier = BatchApplier(self.store, self.dead_letters, self.windowing)
+        self.applier = BatchApplier(
+            self.store, self.dead_letters, self.windowing, config.processor_id
+        )
         self.metrics_producer = make_producer(config, **{"linger.ms": 0})
         self.cursors: dict[int, PartitionCursor] = {}
         self.health = Health()
@@ -300,13 +306,11 @@ def _cursor(state: PartitionState) -> PartitionCursor:
 
 
 def run(config: Config) -> int:
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stopper = Stopper()
     processor = Processor(config)
     stop_http = serve(config.metrics_port, processor.health) if config.metrics_port else None
     try:
-        return processor.run(stop)
+        return processor.run(stopper.event)
     finally:
         if stop_http:
             stop_http()

@@ -6,7 +6,6 @@ poll(0) serves callbacks between sends, so nothing ever waits per event.
 
 from __future__ import annotations
 
-import signal
 import time
 from dataclasses import dataclass
 
@@ -15,7 +14,9 @@ from confluent_kafka import KafkaError, Message, Producer
 from services.common.config import Config, Setting, non_negative_int, positive_int
 from services.common.kafka import make_producer, partition_count, wait_for_broker
 from services.common.logging import get_logger
+from services.common.observability import EVENTS_PRODUCED, PRODUCE_ERRORS, Health, serve
 from services.common.schema import encode_event
+from services.common.shutdown import Stopper
 from services.producer.generator import TrafficGenerator
 
 log = get_logger("producer")
@@ -61,6 +62,9 @@ SETTINGS = (
         parse=int,
         aliases=("--seed",),
     ),
+    Setting(
+        "METRICS_PORT", 0, "port of /metrics, /healthz, /readyz (0: off)", parse=non_negative_int
+    ),
 )
 
 
@@ -76,28 +80,29 @@ class DeliveryStats:
         if error is not None:
             self.failed += 1
             self.first_error = self.first_error or str(error)
+            PRODUCE_ERRORS.inc()
             return
         self.delivered += 1
+        EVENTS_PRODUCED.inc()
         self.last_partition = message.partition()
         self.last_offset = message.offset()
 
 
-class Stopper:
-    """SIGINT/SIGTERM ask the loop to stop after its current event; the flush still runs."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        signal.signal(signal.SIGINT, self._request)
-        signal.signal(signal.SIGTERM, self._request)
-
-    def _request(self, signum: int, _frame: object) -> None:
-        self.requested = True
-
-
 def run(config: Config) -> int:
+    health = Health()
+    stop_http = serve(config.metrics_port, health) if config.metrics_port else None
+    try:
+        return _run(config, health)
+    finally:
+        if stop_http:
+            stop_http()
+
+
+def _run(config: Config, health: Health) -> int:
     producer = make_producer(config)
     metadata = wait_for_broker(producer)
     partition_count(metadata, config.events_topic)  # fail early with a clear message
+    health.ready = True
     generator = TrafficGenerator(users=config.producer_users, seed=config.producer_seed)
     stats = DeliveryStats()
     stopper = Stopper()
@@ -109,7 +114,7 @@ def run(config: Config) -> int:
         seed=config.producer_seed,
     )
     started = time.monotonic()
-    sent = produce_loop(producer, config, generator, stats, stopper, started)
+    sent = produce_loop(producer, config, generator, stats, stopper, started, health.beat)
     remaining = producer.flush(30)
     elapsed = time.monotonic() - started
     log.info(
@@ -132,6 +137,7 @@ def produce_loop(
     stats: DeliveryStats,
     stopper: Stopper,
     started: float,
+    beat=lambda: None,
 ) -> int:
     """Send until count, duration or a signal ends the run; returns events sent."""
     rate, count, duration = config.producer_rate, config.producer_count, config.producer_duration
@@ -139,6 +145,7 @@ def produce_loop(
     next_progress = started + PROGRESS_EVERY_S
     sent = 0
     while not stopper.requested:
+        beat()
         now = time.monotonic()
         if (count and sent >= count) or (duration and now - started >= duration):
             break

@@ -1,7 +1,8 @@
 -- Apply one source-partition batch atomically: window deltas, the offset fence,
 -- the partition watermark and dead-letter counts, or nothing at all.
 --
--- KEYS[1]   partition hash: fence, watermark, applied_at, sealed_before, dlq:<reason>
+-- KEYS[1]   partition hash: fence, watermark, applied_at, owner, sealed_before,
+--           dlq:<reason>
 -- KEYS[2]   the partition's window index (zset, member and score = window start)
 -- KEYS[3..] per window, 7 keys: counters hash, users HLL, sessions HLL,
 --           cart-sessions HLL, purchase-sessions HLL, pages zset, referrers zset
@@ -9,7 +10,8 @@
 -- ARGV[2]   first offset of the batch, ARGV[3] last offset of the batch
 -- ARGV[4]   batch watermark (max event time applied, epoch seconds; "" for none)
 -- ARGV[5]   now (epoch ms), ARGV[6] TTL of window keys (seconds)
--- ARGV[7]   W, the number of windows, then W window starts
+-- ARGV[7]   the applying replica's name (kept as the partition's owner)
+-- ARGV[8]   W, the number of windows, then W window starts
 -- then per window: counters (n, then n field/increment pairs), four HLLs (n, then n
 -- members each), pages and referrers (n, then n member/increment pairs);
 -- then dead letters: n, then n reason/count pairs.
@@ -29,15 +31,15 @@ if fence ~= tonumber(ARGV[1]) or first <= fence then
   return {0, fence, sealed_before}
 end
 
-local nwindows = tonumber(ARGV[7])
+local nwindows = tonumber(ARGV[8])
 for i = 1, nwindows do
-  if tonumber(ARGV[7 + i]) < sealed_before then
+  if tonumber(ARGV[8 + i]) < sealed_before then
     return {-1, fence, sealed_before}
   end
 end
 
 local ttl = tonumber(ARGV[6])
-local pos = 8 + nwindows
+local pos = 9 + nwindows
 local function take()
   local value = ARGV[pos]
   pos = pos + 1
@@ -60,7 +62,7 @@ local function add_members(key, n)
 end
 
 for i = 1, nwindows do
-  local window_start = ARGV[7 + i]
+  local window_start = ARGV[8 + i]
   local base = 2 + (i - 1) * 7
   local counters = KEYS[base + 1]
   for _ = 1, tonumber(take()) do
@@ -93,5 +95,5 @@ local previous = redis.call('HGET', part, 'watermark')
 if watermark ~= '' and (not previous or tonumber(watermark) > tonumber(previous)) then
   redis.call('HSET', part, 'watermark', watermark)
 end
-redis.call('HSET', part, 'fence', last, 'applied_at', ARGV[5])
+redis.call('HSET', part, 'fence', last, 'applied_at', ARGV[5], 'owner', ARGV[7])
 return {1, last, sealed_before}

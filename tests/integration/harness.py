@@ -6,10 +6,6 @@ a time with plain Python sets and counters.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -19,6 +15,7 @@ from pathlib import Path
 
 from confluent_kafka import TopicPartition
 
+from load.fleet import ProcessorFleet
 from services.common.config import Config
 from services.common.kafka import make_consumer, make_producer
 from services.common.schema import ClickEvent, encode_event
@@ -179,42 +176,8 @@ def all_final(window_starts: Iterable[str]):
     return lambda published: all(published.final(start) for start in starts)
 
 
-class Replicas:
-    """`clickstream process` replicas as real subprocesses, so SIGKILL means SIGKILL."""
+class Replicas(ProcessorFleet):
+    """Processor subprocesses with the tests' short windows."""
 
     def __init__(self, environ: dict[str, str], log_dir: Path, **overrides: str):
-        self.environ = {**os.environ, **environ, **PROCESSOR_ENV, **overrides}
-        self.log_dir = log_dir
-        self.processes: dict[int, subprocess.Popen] = {}
-        self.kills = 0
-
-    def start(self, replica: int) -> None:
-        log_path = self.log_dir / f"processor-{replica}-{time.monotonic_ns()}.log"
-        with open(log_path, "wb") as log:  # the child keeps its own descriptor
-            self.processes[replica] = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "process"],
-                env={**self.environ, "PROCESSOR_ID": f"replica-{replica}"},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def start_all(self, count: int) -> None:
-        for replica in range(count):
-            self.start(replica)
-
-    def kill(self, replica: int) -> None:
-        self.processes[replica].send_signal(signal.SIGKILL)
-        self.processes[replica].wait()
-        self.kills += 1
-
-    def stop_all(self) -> list[int]:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        return [process.wait(timeout=30) for process in self.processes.values()]
-
-    def logs(self) -> str:
-        return "\n".join(
-            path.read_text(errors="replace")[-3000:]
-            for path in sorted(self.log_dir.glob("processor-*.log"))
-        )
+        super().__init__({**environ, **PROCESSOR_ENV, **overrides}, log_dir)

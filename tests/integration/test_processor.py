@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import signal
 import threading
 import time
 import uuid
@@ -133,25 +134,56 @@ def paced_produce(config, events, seconds):
         time.sleep(seconds / slices)
 
 
-def test_zombie_replicas_applying_the_same_partitions_count_once(pipeline, tmp_path):
-    """Two replicas in different groups both own every partition: the fence arbitrates."""
+def test_frozen_zombie_replica_resuming_after_takeover_counts_once(pipeline, tmp_path):
+    """A replica frozen mid-run (think GC pause) wakes up after another took its work.
+
+    The other replica is in a different group, so Kafka never revokes anything from
+    the zombie: only the fence stands between its in-flight batches and the state.
+    """
     events = dataset(seed=4, start=PAST, seconds=6 * WINDOW_S, events=60_000)
     config = pipeline.config()
     expected = expected_windows(events)
-    first = Replicas(pipeline.environ, tmp_path, CONSUMER_GROUP="zombie-a", BATCH_MAX_RECORDS="300")
-    second = Replicas(
-        pipeline.environ, tmp_path, CONSUMER_GROUP="zombie-b", BATCH_MAX_RECORDS="700"
+    store = StateStore.from_url(
+        config.redis_url, pipeline.environ["STATE_NAMESPACE"], config.events_topic
     )
-    first.start_all(1)
-    second.start_all(1)
+    zombie = Replicas(
+        pipeline.environ, tmp_path / "zombie", CONSUMER_GROUP="zombie", BATCH_MAX_RECORDS="50"
+    )
+    successor = Replicas(pipeline.environ, tmp_path / "successor", CONSUMER_GROUP="successor")
+    produce(config, events)
+    zombie.start_all(1)
     try:
-        produce(config, events)
+        wait_until(lambda: applied(store) >= 5_000, "the zombie never applied a batch")
+        zombie.processes[0].send_signal(signal.SIGSTOP)
+        frozen_at = applied(store)
+        assert frozen_at < len(events)
+        successor.start_all(1)
+        wait_until(lambda: applied(store) == len(events), "the successor did not finish")
+        zombie.processes[0].send_signal(signal.SIGCONT)
+        wait_until(
+            lambda: (
+                "batch refused: fence moved" in zombie.logs()
+                or "fence changed outside this replica" in zombie.logs()
+            ),
+            "the zombie never met the moved fence",
+        )
         published = read_windows(config, all_final(expected))
     finally:
-        first.stop_all()
-        second.stop_all()
+        zombie.stop_all()
+        successor.stop_all()
     assert_ground_truth(published, expected)
-    assert "batch refused: fence moved" in first.logs() + second.logs()
+    assert applied(store) == len(events)
+
+
+def applied(store) -> int:
+    return sum(state.fence + 1 for state in store.partition_states(range(6)).values())
+
+
+def wait_until(condition, message, timeout_s=60.0):
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.05)
 
 
 def test_windows_close_on_their_own_with_an_idle_partition(pipeline, tmp_path):
@@ -298,10 +330,7 @@ def test_redis_wiped_mid_run_is_rebuilt_from_kafka(pipeline, tmp_path):
     replicas.start_all(2)
     try:
         produce(config, events[:15_000])
-        deadline = time.monotonic() + 60
-        while sum(s.fence + 1 for s in store.partition_states(range(6)).values()) < 15_000:
-            assert time.monotonic() < deadline, "first half never applied"
-            time.sleep(0.1)
+        wait_until(lambda: applied(store) >= 15_000, "first half never applied")
         assert store.reset() > 0
         produce(config, events[15_000:])
         published = read_windows(

@@ -34,7 +34,9 @@ def test_invalid_value_names_its_source():
 
 
 def test_secrets_and_url_passwords_are_masked():
-    config = parse([], {"KAFKA_SASL_PASSWORD": "hunter2", "REDIS_URL": "redis://:s3cret@redis:6379/0"})
+    config = parse(
+        [], {"KAFKA_SASL_PASSWORD": "hunter2", "REDIS_URL": "redis://:s3cret@redis:6379/0"}
+    )
     shown = config.masked()
     assert shown["KAFKA_SASL_PASSWORD"] == "***"
     assert shown["REDIS_URL"] == "redis://:***@redis:6379/0"

@@ -14,6 +14,7 @@ from load.verdict import (
     compare_window,
     compare_windows,
     top_n_problem,
+    unique_tolerance,
 )
 from services.common.window_record import TOP_N, WindowRecord
 
@@ -80,7 +81,8 @@ def test_average_duration_must_match_to_the_decimal(expected):
 def test_unique_counts_pass_within_hll_error_and_fail_beyond(expected):
     window = next(iter(expected["windows"].values()))
     users = window["unique_users"]
-    within = max(int(users * 0.02), 3)
+    within = int(unique_tolerance(users))
+    assert within == max(int(users * 4 * 0.0081), 3)
     assert compare_window(window, faithful(window, unique_users=users + within)) == []
     mismatches = compare_window(window, faithful(window, unique_users=users + within + 1))
     assert [m.field for m in mismatches] == ["unique_users"]

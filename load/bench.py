@@ -1,0 +1,401 @@
+"""`clickstream bench`: the pipeline against its limits, one table from one run.
+
+Every figure comes from the same run on the same machine, against the local
+broker and Redis: a bare consumer (the ceiling), the processor with one and
+two replicas end to end into Redis, window publish delay, takeover after
+SIGKILL, and processor peak RSS by number of distinct users. Benchmarks print
+figures; nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from load.fleet import ProcessorFleet
+from services.common.config import Config, Setting, positive_int
+from services.common.kafka import make_admin, make_consumer, make_producer
+from services.common.logging import get_logger
+from services.common.schema import encode_event
+from services.common.topics import TopicSpec, ensure_topics
+from services.common.window_record import decode_record, parse_iso
+from services.processor.watermark import stream_time
+from services.producer.generator import TrafficGenerator
+from statestore import StateStore
+
+log = get_logger("bench")
+
+SETTINGS = (
+    Setting("BENCH_EVENTS", 1_000_000, "events in the throughput dataset", parse=positive_int),
+    Setting("BENCH_USERS", 100_000, "distinct users in the throughput dataset", parse=positive_int),
+    Setting(
+        "BENCH_LIVE_SECONDS",
+        20,
+        "seconds of live traffic for delay and takeover",
+        parse=positive_int,
+    ),
+    Setting("BENCH_LIVE_RATE", 5000, "events/s of live traffic", parse=positive_int),
+    Setting("BENCH_RSS_USERS", "100,100000,1000000", "user counts for the RSS runs"),
+)
+
+DATASET_START = 1_767_225_600  # 2026-01-01T00:00:00Z
+
+
+@dataclass
+class Figure:
+    name: str
+    value: float
+    unit: str
+    target: str = ""
+    note: str = ""
+
+
+class Bench:
+    def __init__(self, config: Config):
+        self.config = config
+        self.run_id = uuid.uuid4().hex[:8]
+        self.log_dir = Path(tempfile.mkdtemp(prefix=f"bench-{self.run_id}-"))
+        self.admin = make_admin(config)
+        self.figures: list[Figure] = []
+
+    # -- topics and data --------------------------------------------------------
+
+    def topic(self, name: str, partitions: int = 6) -> str:
+        topic = f"bench-{self.run_id}-{name}"
+        ensure_topics(self.admin, [TopicSpec(topic, partitions)], replication_factor=1)
+        return topic
+
+    def dataset(self, events: int, users: int, span_s: float) -> list[tuple[bytes, bytes]]:
+        """Pre-encoded (key, value) records with `users` distinct users, in event-time order."""
+        generator = TrafficGenerator(users=100, seed=7)
+        templates = [generator.next_event(DATASET_START) for _ in range(min(events, 50_000))]
+        step = span_s / events
+        records = []
+        replace = msgspec.structs.replace
+        for index in range(events):
+            user = f"user_{index % users}"
+            event = replace(
+                templates[index % len(templates)],
+                event_id=f"bench-{index}",
+                user_id=user,
+                session_id=f"sess_{user}_{index // (users * 3) if users else 0}",
+                timestamp=datetime.fromtimestamp(DATASET_START + index * step, UTC),
+            )
+            records.append((user.encode(), encode_event(event)))
+        return records
+
+    def load(self, topic: str, records: list[tuple[bytes, bytes]]) -> float:
+        """Produce records at full speed; returns events/s."""
+        producer = make_producer(
+            self.config,
+            **{
+                "linger.ms": 50,
+                "batch.size": 1_000_000,
+                "queue.buffering.max.messages": 1_000_000,
+                "queue.buffering.max.kbytes": 2_000_000,
+            },
+        )
+        started = time.perf_counter()
+        for key, value in records:
+            try:
+                producer.produce(topic, value, key=key)
+            except BufferError:
+                producer.poll(0.05)
+                producer.produce(topic, value, key=key)
+        producer.flush(120)
+        return len(records) / (time.perf_counter() - started)
+
+    # -- throughput -----------------------------------------------------------
+
+    def bare_consumer(self, topic: str, expected: int) -> float:
+        consumer = make_consumer(
+            self.config,
+            f"bench-bare-{self.run_id}",
+            **{
+                "fetch.max.bytes": 64 * 1024 * 1024,
+                "max.partition.fetch.bytes": 8 * 1024 * 1024,
+                "queued.max.messages.kbytes": 256 * 1024,
+            },
+        )
+        consumer.subscribe([topic])
+        seen, started = 0, None
+        while seen < expected:
+            messages = consumer.consume(5000, 1.0)
+            if messages and started is None:
+                started = time.perf_counter()
+            for message in messages:
+                if message.error() is None:
+                    message.value()
+                    seen += 1
+        elapsed = time.perf_counter() - started
+        consumer.close()
+        return expected / elapsed
+
+    def processor_env(self, topic: str, namespace: str, **extra: str) -> dict[str, str]:
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.config.kafka_bootstrap_servers,
+            "REDIS_URL": self.config.redis_url,
+            "EVENTS_TOPIC": topic,
+            "METRICS_TOPIC": self.metrics_topic,
+            "DLQ_TOPIC": self.dlq_topic,
+            "STATE_NAMESPACE": namespace,
+            "CONSUMER_GROUP": namespace,
+            "METRICS_PORT": "0",
+            "LOG_FORMAT": "json",
+            **extra,
+        }
+
+    def processor_rate(self, topic: str, expected: int, replicas: int) -> tuple[float, float]:
+        """Events/s end to end into Redis (from the first applied batch to the last) and
+        the first replica's peak RSS in MB."""
+        namespace = f"bench-{self.run_id}-{uuid.uuid4().hex[:6]}"
+        store = StateStore.from_url(self.config.redis_url, namespace, topic)
+        fleet = ProcessorFleet(self.processor_env(topic, namespace), self.log_dir)
+        fleet.start_all(replicas)
+        try:
+            started = applied_at_start = None
+            while True:
+                applied = sum(s.fence + 1 for s in store.partition_states(range(6)).values())
+                if applied and started is None:
+                    started, applied_at_start = time.perf_counter(), applied
+                if applied >= expected:
+                    elapsed = time.perf_counter() - started
+                    break
+                time.sleep(0.02)
+            rss = fleet.peak_rss_mb(0)
+        finally:
+            fleet.stop_all()
+            store.reset()
+        return (expected - applied_at_start) / elapsed, rss
+
+    # -- latency ----------------------------------------------------------------
+
+    def live_traffic(self, topic: str, seconds: float, rate: int, stop: threading.Event) -> None:
+        generator = TrafficGenerator(users=1000, seed=11)
+        producer = make_producer(self.config, **{"linger.ms": 5})
+        deadline = time.time() + seconds
+        tick = 0.02
+        while time.time() < deadline and not stop.is_set():
+            now = time.time()
+            for _ in range(int(rate * tick)):
+                event = generator.next_event(now)
+                producer.produce(topic, encode_event(event), key=event.user_id)
+            producer.poll(0)
+            time.sleep(max(0.0, tick - (time.time() - now)))
+        producer.flush(30)
+
+    def publish_delay(self, seconds: int, rate: int) -> list[float]:
+        """Seconds from each window becoming closable to its first record on the topic."""
+        window, grace = 2, 1
+        topic = self.topic(f"live-{uuid.uuid4().hex[:4]}")
+        namespace = f"bench-{self.run_id}-delay"
+        store = StateStore.from_url(self.config.redis_url, namespace, topic)
+        fleet = ProcessorFleet(
+            self.processor_env(
+                topic,
+                namespace,
+                WINDOW_SECONDS=str(window),
+                GRACE_SECONDS=str(grace),
+                IDLE_PARTITION_SECONDS="5",
+            ),
+            self.log_dir,
+        )
+        closable: dict[float, float] = {}
+        received: dict[float, float] = {}
+        stop = threading.Event()
+
+        def observe_watermark() -> None:
+            while not stop.is_set():
+                now = time.time()
+                stream = stream_time(store.partition_states(range(6)), int(now * 1000), 5000, 5000)
+                if stream.watermark is not None:
+                    newest_closed = (stream.watermark - grace) // window * window - window
+                    closable.setdefault(newest_closed, now)
+                time.sleep(0.005)
+
+        def observe_topic() -> None:
+            consumer = make_consumer(
+                self.config,
+                f"bench-delay-{self.run_id}",
+                **{"fetch.wait.max.ms": 5, "auto.offset.reset": "earliest"},
+            )
+            consumer.subscribe([self.metrics_topic])
+            while not stop.is_set():
+                for message in consumer.consume(100, 0.05):
+                    if message.error() is None:
+                        record = decode_record(message.value())
+                        if record.revision == 1:
+                            received.setdefault(parse_iso(record.window_start), time.time())
+            consumer.close()
+
+        fleet.start_all(1)
+        watchers = [
+            threading.Thread(target=observe_watermark, daemon=True),
+            threading.Thread(target=observe_topic, daemon=True),
+        ]
+        for watcher in watchers:
+            watcher.start()
+        try:
+            time.sleep(3)  # let the replica join before traffic starts
+            self.live_traffic(topic, seconds, rate, stop)
+            time.sleep(window + grace + 1)
+        finally:
+            stop.set()
+            for watcher in watchers:
+                watcher.join(5)
+            fleet.stop_all()
+            store.reset()
+        # The first window may have opened before traffic did; skip it.
+        starts = sorted(start for start in received if start in closable)[1:]
+        return [received[start] - closable[start] for start in starts]
+
+    def takeover(self, seconds: int, rate: int) -> float:
+        """Seconds from SIGKILL of a replica until all its partitions are applied again."""
+        topic = self.topic(f"takeover-{uuid.uuid4().hex[:4]}")
+        namespace = f"bench-{self.run_id}-takeover"
+        store = StateStore.from_url(self.config.redis_url, namespace, topic)
+        fleet = ProcessorFleet(self.processor_env(topic, namespace), self.log_dir)
+        stop = threading.Event()
+        traffic = threading.Thread(target=self.live_traffic, args=(topic, seconds, rate, stop))
+        fleet.start_all(2)
+        traffic.start()
+        try:
+            victim = fleet.replica_id(0)
+            deadline = time.time() + seconds
+            while time.time() < deadline:
+                states = store.partition_states(range(6))
+                owned = [p for p, s in states.items() if s.owner == victim]
+                if owned and all(s.owner for s in states.values()):
+                    break
+                time.sleep(0.1)
+            killed_at_ms = int(time.time() * 1000)
+            fleet.kill(0)
+            while time.time() < deadline:
+                states = store.partition_states(owned)
+                if all(
+                    s.applied_at_ms and s.applied_at_ms > killed_at_ms and s.owner != victim
+                    for s in states.values()
+                ):
+                    return time.time() - killed_at_ms / 1000
+                time.sleep(0.05)
+            return float("nan")
+        finally:
+            stop.set()
+            traffic.join()
+            fleet.stop_all()
+            store.reset()
+
+    # -- the run ----------------------------------------------------------------
+
+    def run(self) -> list[Figure]:
+        config = self.config
+        self.metrics_topic = self.topic("metrics", 3)
+        self.dlq_topic = self.topic("dlq", 3)
+        events, users = config.bench_events, config.bench_users
+        step("dataset", f"{events:,} events, {users:,} users")
+        records = self.dataset(events, users, span_s=600)
+        topic = self.topic("events")
+        load_rate = self.load(topic, records)
+        self.add("load the dataset (producer, full speed)", load_rate, "events/s")
+        step("bare consumer")
+        bare = self.bare_consumer(topic, events)
+        self.add("bare consumer (ceiling)", bare, "events/s")
+        step("processor x1")
+        one, rss = self.processor_rate(topic, events, 1)
+        self.add(
+            "processor, 1 replica",
+            one,
+            "events/s",
+            ">= 250,000",
+            f"{one / bare:.2f}x bare (target >= 0.5x)",
+        )
+        step("processor x2")
+        two, _ = self.processor_rate(topic, events, 2)
+        self.add("processor, 2 replicas", two, "events/s")
+        step("publish delay")
+        delays = self.publish_delay(config.bench_live_seconds, config.bench_live_rate)
+        if delays:
+            self.add("publish delay p50", statistics.median(delays), "s")
+            self.add(
+                "publish delay p99",
+                _percentile(delays, 99),
+                "s",
+                "<= 1 s",
+                f"{len(delays)} windows",
+            )
+        step("takeover")
+        self.add(
+            "takeover after SIGKILL",
+            self.takeover(config.bench_live_seconds, config.bench_live_rate),
+            "s",
+            "<= 10 s",
+        )
+        for user_count in (int(n) for n in config.bench_rss_users.split(",")):
+            step("peak RSS", f"{user_count:,} users")
+            count = max(300_000, user_count)
+            rss_topic = self.topic(f"rss-{user_count}")
+            self.load(rss_topic, self.dataset(count, user_count, span_s=600))
+            _, rss = self.processor_rate(rss_topic, count, 1)
+            self.add(
+                f"processor peak RSS, {user_count:,} users",
+                rss,
+                "MB",
+                "<= 150 MB",
+                f"{count:,} events",
+            )
+        return self.figures
+
+    def add(self, name: str, value: float, unit: str, target: str = "", note: str = "") -> None:
+        self.figures.append(Figure(name, value, unit, target, note))
+        log.info("figure", name=name, value=round(value, 3), unit=unit)
+
+    def cleanup(self) -> None:
+        topics = [
+            t
+            for t in self.admin.list_topics(timeout=10).topics
+            if t.startswith(f"bench-{self.run_id}-")
+        ]
+        if topics:
+            for future in self.admin.delete_topics(topics).values():
+                future.result()
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def step(name: str, detail: str = "") -> None:
+    log.info("bench step", step=name, detail=detail)
+
+
+def print_table(figures: list[Figure], console: Console | None = None) -> None:
+    table = Table(title="clickstream bench (one run, this machine)")
+    for column in ("measure", "value", "unit", "target", "note"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for figure in figures:
+        value = f"{figure.value:,.0f}" if figure.value >= 100 else f"{figure.value:,.3f}"
+        table.add_row(figure.name, value, figure.unit, figure.target, figure.note)
+    (console or Console(width=130)).print(table)
+
+
+def run(config: Config, *, on_figures: Callable[[list[Figure]], None] = print_table) -> int:
+    bench = Bench(config)
+    try:
+        figures = bench.run()
+    finally:
+        bench.cleanup()
+    on_figures(figures)
+    return 0

