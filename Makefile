@@ -61,3 +61,22 @@ clean: down
 chart-check: install
 	deploy/k8s-tools.sh >/dev/null
 	pytest tests/deploy -q -rs $(PYTEST_ARGS)
+
+# ---- load and chaos (load/, README "Load and chaos") -------------------------------
+# `make load`: generate the default dataset once, then replay it into EVENTS_TOPIC at
+# full speed; LOAD_ARGS passes flags (--rate 50000, --speed 1 --shift-to-now, ...).
+# `make chaos`: the local chaos run; CHAOS_ARGS passes flags (--redis restart, ...).
+LOAD_DATASET ?= data/load-default.jsonl.gz
+LOAD_ARGS ?=
+CHAOS_ARGS ?=
+
+.PHONY: load chaos
+
+$(LOAD_DATASET): | install
+	clickstream load generate --dataset $@
+
+load: topics $(LOAD_DATASET)
+	clickstream load replay --dataset $(LOAD_DATASET) $(LOAD_ARGS)
+
+chaos: topics
+	clickstream chaos $(CHAOS_ARGS)
