@@ -1,25 +1,26 @@
-"""Processor replicas as real subprocesses: SIGKILL means SIGKILL, RSS is the real RSS.
+"""A numbered fleet of processor replicas (load.harness.Replica) for benchmarks and tests.
 
-Used by the benchmarks and the tests; each replica logs to its own file.
+Real subprocesses: SIGKILL means SIGKILL and RSS is the real RSS. Replica i
+keeps its log file and metrics port across restarts.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
+
+from load.harness import Replica
+
+PROCESS_COMMAND = (sys.executable, "-m", "services.cli", "process")
 
 
 class ProcessorFleet:
     def __init__(self, environ: Mapping[str, str], log_dir: Path):
         self.environ = {**os.environ, **environ}
         self.log_dir = log_dir
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.processes: dict[int, subprocess.Popen] = {}
+        self.replicas: dict[int, Replica] = {}
         self.kills = 0
         self.restarts = 0
 
@@ -27,43 +28,41 @@ class ProcessorFleet:
     def replica_id(replica: int) -> str:
         return f"replica-{replica}"
 
-    def start(self, replica: int) -> subprocess.Popen:
-        if replica in self.processes:
+    def start(self, replica: int) -> Replica:
+        if replica in self.replicas:
             self.restarts += 1
-        log_path = self.log_dir / f"processor-{replica}-{time.monotonic_ns()}.log"
-        with open(log_path, "wb") as log:  # the child keeps its own descriptor
-            process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "process"],
-                env={**self.environ, "PROCESSOR_ID": self.replica_id(replica)},
-                stdout=log,
-                stderr=subprocess.STDOUT,
+        else:
+            self.replicas[replica] = Replica(
+                replica,
+                PROCESS_COMMAND,
+                {**self.environ, "PROCESSOR_ID": self.replica_id(replica)},
+                metrics_port=int(self.environ.get("METRICS_PORT", "0")),
+                log_path=self.log_dir / f"processor-{replica}.log",
             )
-        self.processes[replica] = process
-        return process
+        self.replicas[replica].start()
+        return self.replicas[replica]
 
     def start_all(self, count: int) -> None:
         for replica in range(count):
             self.start(replica)
 
     def kill(self, replica: int) -> None:
-        self.processes[replica].send_signal(signal.SIGKILL)
-        self.processes[replica].wait()
+        self.replicas[replica].kill()
         self.kills += 1
 
     def peak_rss_mb(self, replica: int) -> float:
         """Peak resident set size (VmHWM) of a running replica."""
-        status = Path(f"/proc/{self.processes[replica].pid}/status").read_text()
+        status = Path(f"/proc/{self.replicas[replica].pid}/status").read_text()
         kilobytes = next(
             int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")
         )
         return kilobytes / 1024
 
     def stop_all(self, timeout_s: float = 30) -> list[int]:
-        """SIGTERM every running replica; their exit codes (0 is a clean shutdown)."""
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        return [process.wait(timeout=timeout_s) for process in self.processes.values()]
+        """SIGTERM every replica (SIGKILL past the timeout); exit codes, 0 when clean."""
+        for replica in self.replicas.values():
+            replica.stop(timeout_s)
+        return [replica.process.returncode for replica in self.replicas.values()]
 
     def logs(self, tail_chars: int = 3000) -> str:
         return "\n".join(

@@ -154,12 +154,12 @@ def test_frozen_zombie_replica_resuming_after_takeover_counts_once(pipeline, tmp
     zombie.start_all(1)
     try:
         wait_until(lambda: applied(store) >= 5_000, "the zombie never applied a batch")
-        zombie.processes[0].send_signal(signal.SIGSTOP)
+        zombie.replicas[0].process.send_signal(signal.SIGSTOP)
         frozen_at = applied(store)
         assert frozen_at < len(events)
         successor.start_all(1)
         wait_until(lambda: applied(store) == len(events), "the successor did not finish")
-        zombie.processes[0].send_signal(signal.SIGCONT)
+        zombie.replicas[0].process.send_signal(signal.SIGCONT)
         wait_until(
             lambda: (
                 "batch refused: fence moved" in zombie.logs()
