@@ -77,44 +77,90 @@ from services.common.topics import TopicSpec, ensure_topics
 log = get_logger("chaos")
 
 SETTINGS = (
-    Setting("CHAOS_MODE", "local", "local: replicas as subprocesses; kubernetes: kubectl",
-            choices=("local", "kubernetes"), aliases=("--mode",)),
-    Setting("CHAOS_REPLICAS", 3, "processor replicas (local mode)", parse=positive_int,
-            aliases=("--replicas",)),
-    Setting("CHAOS_WINDOWS", 6, "windows the dataset spans", parse=positive_int,
-            aliases=("--windows",)),
-    Setting("CHAOS_EVENTS", 36_000, "records in the dataset", parse=positive_int,
-            aliases=("--events",)),
+    Setting(
+        "CHAOS_MODE",
+        "local",
+        "local: replicas as subprocesses; kubernetes: kubectl",
+        choices=("local", "kubernetes"),
+        aliases=("--mode",),
+    ),
+    Setting(
+        "CHAOS_REPLICAS",
+        3,
+        "processor replicas (local mode)",
+        parse=positive_int,
+        aliases=("--replicas",),
+    ),
+    Setting(
+        "CHAOS_WINDOWS", 6, "windows the dataset spans", parse=positive_int, aliases=("--windows",)
+    ),
+    Setting(
+        "CHAOS_EVENTS", 36_000, "records in the dataset", parse=positive_int, aliases=("--events",)
+    ),
     Setting("CHAOS_USERS", 2000, "simulated users", parse=positive_int),
-    Setting("CHAOS_SEED", None, "random seed of data and kills (default: random)", parse=int,
-            aliases=("--seed",)),
+    Setting(
+        "CHAOS_SEED",
+        None,
+        "random seed of data and kills (default: random)",
+        parse=int,
+        aliases=("--seed",),
+    ),
     Setting("CHAOS_WINDOW_SECONDS", 10, "WINDOW_SECONDS of the replicas", parse=positive_int),
     Setting("CHAOS_GRACE_SECONDS", 2, "GRACE_SECONDS of the replicas", parse=non_negative_int),
-    Setting("CHAOS_IDLE_PARTITION_SECONDS", 3, "IDLE_PARTITION_SECONDS of the replicas",
-            parse=positive_int),
-    Setting("CHAOS_ALLOWED_LATENESS_SECONDS", 20, "ALLOWED_LATENESS_SECONDS of the replicas",
-            parse=non_negative_int),
-    Setting("CHAOS_SPEED", 1.0, "replay at K times the dataset's pace", parse=positive_float,
-            aliases=("--speed",)),
-    Setting("CHAOS_KILL_EVERY", 5.0, "mean seconds between kills (jittered +-50%)",
-            parse=positive_float, aliases=("--kill-every",)),
-    Setting("CHAOS_RESTART_AFTER", 1.0, "seconds a killed replica stays down",
-            parse=float),
-    Setting("CHAOS_REDIS", "shared",
-            "shared: use REDIS_URL; own: a private redis-server with AOF; "
-            "restart: own, and SIGKILL/restart it halfway", choices=("shared", "own", "restart"),
-            aliases=("--redis",)),
-    Setting("CHAOS_FINAL_TIMEOUT", 120.0,
-            "seconds to wait after the replay for every window's final record",
-            parse=positive_float),
+    Setting(
+        "CHAOS_IDLE_PARTITION_SECONDS",
+        3,
+        "IDLE_PARTITION_SECONDS of the replicas",
+        parse=positive_int,
+    ),
+    Setting(
+        "CHAOS_ALLOWED_LATENESS_SECONDS",
+        20,
+        "ALLOWED_LATENESS_SECONDS of the replicas",
+        parse=non_negative_int,
+    ),
+    Setting(
+        "CHAOS_SPEED",
+        1.0,
+        "replay at K times the dataset's pace",
+        parse=positive_float,
+        aliases=("--speed",),
+    ),
+    Setting(
+        "CHAOS_KILL_EVERY",
+        5.0,
+        "mean seconds between kills (jittered +-50%)",
+        parse=positive_float,
+        aliases=("--kill-every",),
+    ),
+    Setting("CHAOS_RESTART_AFTER", 1.0, "seconds a killed replica stays down", parse=float),
+    Setting(
+        "CHAOS_REDIS",
+        "shared",
+        "shared: use REDIS_URL; own: a private redis-server with AOF; "
+        "restart: own, and SIGKILL/restart it halfway",
+        choices=("shared", "own", "restart"),
+        aliases=("--redis",),
+    ),
+    Setting(
+        "CHAOS_FINAL_TIMEOUT",
+        120.0,
+        "seconds to wait after the replay for every window's final record",
+        parse=positive_float,
+    ),
     Setting("CHAOS_KEEP", False, "keep the run's topics, logs and dataset", parse=parse_bool),
     Setting("CHAOS_WORKDIR", ".local/chaos", "where runs keep their dataset and replica logs"),
-    Setting("CHAOS_PROCESS_COMMAND", "",
-            "command that starts one processor (default: this Python's `clickstream process`)"),
+    Setting(
+        "CHAOS_PROCESS_COMMAND",
+        "",
+        "command that starts one processor (default: this Python's `clickstream process`)",
+    ),
     Setting("CHAOS_NAMESPACE", "kafka", "Kubernetes namespace of the release"),
-    Setting("CHAOS_POD_SELECTOR",
-            "app.kubernetes.io/instance=clickstream,app.kubernetes.io/component=processor",
-            "label selector of the release's processor pods"),
+    Setting(
+        "CHAOS_POD_SELECTOR",
+        "app.kubernetes.io/instance=clickstream,app.kubernetes.io/component=processor",
+        "label selector of the release's processor pods",
+    ),
     Setting("CHAOS_KUBECTL", "kubectl", "kubectl binary (and flags such as --context)"),
 )
 
@@ -145,8 +191,12 @@ class ChaosReport:
     @property
     def ok(self) -> bool:
         return bool(
-            self.windows and self.windows.ok and self.dlq and self.dlq.ok
-            and self.replay and self.replay.ok
+            self.windows
+            and self.windows.ok
+            and self.dlq
+            and self.dlq.ok
+            and self.replay
+            and self.replay.ok
         )
 
 
@@ -163,14 +213,22 @@ def plan_for(config: Config, seed: int) -> Plan:
     )
 
 
-def processor_env(config: Config, names: dict[str, str], redis_url: str,
-                  metrics_port: int) -> dict[str, str]:
+def processor_env(
+    config: Config, names: dict[str, str], redis_url: str, metrics_port: int
+) -> dict[str, str]:
     """The replicas' environment: this one (PATH, exported processor settings) plus the run's."""
     env = dict(os.environ)
-    for setting in ("kafka_bootstrap_servers", "kafka_security_protocol", "kafka_sasl_mechanism",
-                    "kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_ca_location",
-                    "kafka_ssl_certificate_location", "kafka_ssl_key_location",
-                    "kafka_ssl_key_password"):
+    for setting in (
+        "kafka_bootstrap_servers",
+        "kafka_security_protocol",
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "kafka_ssl_ca_location",
+        "kafka_ssl_certificate_location",
+        "kafka_ssl_key_location",
+        "kafka_ssl_key_password",
+    ):
         env[setting.upper()] = str(getattr(config, setting))
     env.update(
         REDIS_URL=redis_url,
@@ -201,8 +259,11 @@ def run(config: Config) -> int:
         try:
             report = run_kubernetes(config, seed)
         except subprocess.CalledProcessError as error:
-            log.error("kubectl failed", command=" ".join(error.cmd),
-                      stderr=(error.stderr or "").strip()[:500])
+            log.error(
+                "kubectl failed",
+                command=" ".join(error.cmd),
+                stderr=(error.stderr or "").strip()[:500],
+            )
             return 2
     else:
         report = run_local(config, seed)
@@ -227,8 +288,11 @@ def run_local(config: Config, seed: int) -> ChaosReport:
     log.info("chaos run starting", run_id=run_id, seed=seed, workdir=str(workdir), **names)
     expected, path = _dataset(config, seed, workdir)
     admin = make_admin(config)
-    ensure_topics(admin, [TopicSpec(names["events"], 6), TopicSpec(names["metrics"], 3),
-                          TopicSpec(names["dlq"], 3)], replication_factor=1)
+    ensure_topics(
+        admin,
+        [TopicSpec(names["events"], 6), TopicSpec(names["metrics"], 3), TopicSpec(names["dlq"], 3)],
+        replication_factor=1,
+    )
     redis_server = None
     replicas: list[Replica] = []
     scraper = None
@@ -239,12 +303,22 @@ def run_local(config: Config, seed: int) -> ChaosReport:
             redis_server.start()
             redis_url = redis_server.url
             report.redis_restarts = "0 (own Redis, not restarted)"
-        command = (shlex.split(config.chaos_process_command) if config.chaos_process_command
-                   else [sys.executable, "-m", "services.cli", "process"])
+        command = (
+            shlex.split(config.chaos_process_command)
+            if config.chaos_process_command
+            else [sys.executable, "-m", "services.cli", "process"]
+        )
         for slot in range(config.chaos_replicas):
             port = free_port()
-            replicas.append(Replica(slot, command, processor_env(config, names, redis_url, port),
-                                    port, workdir / f"replica-{slot}.log"))
+            replicas.append(
+                Replica(
+                    slot,
+                    command,
+                    processor_env(config, names, redis_url, port),
+                    port,
+                    workdir / f"replica-{slot}.log",
+                )
+            )
         for replica in replicas:
             replica.start()
         _wait_healthy(replicas, report)
@@ -259,8 +333,9 @@ def run_local(config: Config, seed: int) -> ChaosReport:
 
         def replay_thread() -> None:
             try:
-                outcome["result"] = replay(replay_config, path, names["events"],
-                                           Pacing(speed=config.chaos_speed), shift)
+                outcome["result"] = replay(
+                    replay_config, path, names["events"], Pacing(speed=config.chaos_speed), shift
+                )
             except Exception as error:  # reported by the main thread
                 outcome["error"] = error
             finally:
@@ -268,8 +343,9 @@ def run_local(config: Config, seed: int) -> ChaosReport:
 
         threading.Thread(target=replay_thread, name="chaos-replay", daemon=True).start()
         replay_seconds = config.chaos_windows * config.chaos_window_seconds / config.chaos_speed
-        redis_restart_at = (time.monotonic() + replay_seconds / 2
-                            if config.chaos_redis == "restart" else None)
+        redis_restart_at = (
+            time.monotonic() + replay_seconds / 2 if config.chaos_redis == "restart" else None
+        )
         while not done.is_set():
             if done.wait(rng.uniform(0.5, 1.5) * config.chaos_kill_every):
                 break
@@ -288,15 +364,20 @@ def run_local(config: Config, seed: int) -> ChaosReport:
         deadline = time.monotonic() + config.chaos_final_timeout
         metrics = TopicReader(config, names["metrics"])
         try:
-            records = wait_for_finals(metrics, list(expected["windows"]), deadline,
-                                      on_tick=lambda: _restart_exited(replicas, report))
+            records = wait_for_finals(
+                metrics,
+                list(expected["windows"]),
+                deadline,
+                on_tick=lambda: _restart_exited(replicas, report),
+            )
         finally:
             metrics.close()
         report.windows = compare_windows(expected, records)
         dlq = TopicReader(config, names["dlq"])
         try:
-            entries = read_dlq(dlq, sum(expected["dlq"].values()),
-                               max(deadline, time.monotonic() + 15))
+            entries = read_dlq(
+                dlq, sum(expected["dlq"].values()), max(deadline, time.monotonic() + 15)
+            )
         finally:
             dlq.close()
         report.dlq = compare_dlq(expected["dlq"], entries)
@@ -316,8 +397,12 @@ def run_local(config: Config, seed: int) -> ChaosReport:
 def _dataset(config: Config, seed: int, workdir: Path) -> tuple[dict[str, Any], Path]:
     path = workdir / "dataset.jsonl.gz"
     expected = write_dataset(plan_for(config, seed), path)
-    log.info("dataset generated", records=expected["records"], windows=len(expected["windows"]),
-             dlq_expected=expected["dlq"])
+    log.info(
+        "dataset generated",
+        records=expected["records"],
+        windows=len(expected["windows"]),
+        dlq_expected=expected["dlq"],
+    )
     return expected, path
 
 
@@ -337,8 +422,13 @@ def _wait_healthy(replicas: list[Replica], report: ChaosReport, timeout_s: float
         report.notes.append(f"replicas {sorted(waiting)} never answered /healthz")
 
 
-def _kill_one(rng: random.Random, replicas: list[Replica], scraper: Scraper,
-              report: ChaosReport, restart_after: float) -> None:
+def _kill_one(
+    rng: random.Random,
+    replicas: list[Replica],
+    scraper: Scraper,
+    report: ChaosReport,
+    restart_after: float,
+) -> None:
     victim = pick(rng, replicas)
     if victim is None:
         return
@@ -347,8 +437,7 @@ def _kill_one(rng: random.Random, replicas: list[Replica], scraper: Scraper,
     kill = Kill(victim.slot, pid, time.monotonic(), partitions)
     victim.kill()
     report.kills.append(kill)
-    log.info("killed replica (SIGKILL)", slot=victim.slot, pid=pid,
-             partitions=sorted(partitions))
+    log.info("killed replica (SIGKILL)", slot=victim.slot, pid=pid, partitions=sorted(partitions))
     time.sleep(restart_after)
     victim.start()
     report.restarts += 1
@@ -359,8 +448,12 @@ def _restart_exited(replicas: list[Replica], report: ChaosReport) -> None:
     """A replica that died on its own is restarted too, and counted separately."""
     for replica in replicas:
         if replica.process is not None and not replica.alive():
-            log.warning("replica exited on its own; restarting", slot=replica.slot,
-                        returncode=replica.process.returncode, log=str(replica.log_path))
+            log.warning(
+                "replica exited on its own; restarting",
+                slot=replica.slot,
+                returncode=replica.process.returncode,
+                log=str(replica.log_path),
+            )
             report.unexpected_exits += 1
             replica.start()
 
@@ -369,9 +462,13 @@ def _collect_recoveries(scraper: Scraper, report: ChaosReport) -> None:
     first = report.kills[0].at if report.kills else 0.0
     for kill in report.kills:
         seconds = scraper.progress.recovery_seconds(kill)
-        log.info("kill recovery", at_s=round(kill.at - first, 1), slot=kill.slot,
-                 partitions=sorted(kill.partitions),
-                 recovered_after_s=None if seconds is None else round(seconds, 1))
+        log.info(
+            "kill recovery",
+            at_s=round(kill.at - first, 1),
+            slot=kill.slot,
+            partitions=sorted(kill.partitions),
+            recovered_after_s=None if seconds is None else round(seconds, 1),
+        )
         if seconds is None:
             continue
         if seconds == float("inf"):
@@ -380,8 +477,9 @@ def _collect_recoveries(scraper: Scraper, report: ChaosReport) -> None:
             report.recoveries.append(seconds)
 
 
-def _clean_up(config: Config, admin, names: dict[str, str], workdir: Path,
-              report: ChaosReport) -> None:
+def _clean_up(
+    config: Config, admin, names: dict[str, str], workdir: Path, report: ChaosReport
+) -> None:
     """Delete the run's topics (unless CHAOS_KEEP); keep replica logs when the run failed."""
     if config.chaos_keep:
         report.notes.append(f"kept topics {names['namespace']}-* and {workdir}")
@@ -402,22 +500,33 @@ def _clean_up(config: Config, admin, names: dict[str, str], workdir: Path,
 
 def kubectl(config: Config, *args: str) -> str:
     command = [*shlex.split(config.chaos_kubectl), "-n", config.chaos_namespace, *args]
-    return subprocess.run(command, check=True, capture_output=True, text=True,
-                          timeout=60).stdout
+    return subprocess.run(command, check=True, capture_output=True, text=True, timeout=60).stdout
 
 
 def run_kubernetes(config: Config, seed: int) -> ChaosReport:
     """Same dataset, replay and verdict; pods are deleted by force and restarted by Kubernetes."""
     wait_for_broker(make_admin(config))
-    report = ChaosReport("kubernetes", 0, redis_restarts="skipped (kubernetes mode)",
-                         broker_restarts="skipped (kubernetes mode)")
+    report = ChaosReport(
+        "kubernetes",
+        0,
+        redis_restarts="skipped (kubernetes mode)",
+        broker_restarts="skipped (kubernetes mode)",
+    )
     started = time.monotonic()
     rng = random.Random(seed)
-    pods = kubectl(config, "get", "pods", "-l", config.chaos_pod_selector,
-                   "-o", "jsonpath={.items[*].metadata.name}").split()
+    pods = kubectl(
+        config,
+        "get",
+        "pods",
+        "-l",
+        config.chaos_pod_selector,
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ).split()
     if not pods:
-        raise RuntimeError(f"no pods match {config.chaos_pod_selector!r} in namespace "
-                           f"{config.chaos_namespace!r}")
+        raise RuntimeError(
+            f"no pods match {config.chaos_pod_selector!r} in namespace {config.chaos_namespace!r}"
+        )
     report.replicas = len(pods)
     workdir = Path(config.chaos_workdir) / f"k8s-{uuid.uuid4().hex[:8]}"
     expected, path = _dataset(config, seed, workdir)
@@ -430,8 +539,9 @@ def run_kubernetes(config: Config, seed: int) -> ChaosReport:
 
     def replay_thread() -> None:
         try:
-            outcome["result"] = replay(config, path, config.events_topic,
-                                       Pacing(speed=config.chaos_speed), shift)
+            outcome["result"] = replay(
+                config, path, config.events_topic, Pacing(speed=config.chaos_speed), shift
+            )
         except Exception as error:
             outcome["error"] = error
         finally:
@@ -439,9 +549,16 @@ def run_kubernetes(config: Config, seed: int) -> ChaosReport:
 
     threading.Thread(target=replay_thread, name="chaos-replay", daemon=True).start()
     while not done.wait(rng.uniform(0.5, 1.5) * config.chaos_kill_every):
-        pods = kubectl(config, "get", "pods", "-l", config.chaos_pod_selector,
-                       "--field-selector=status.phase=Running",
-                       "-o", "jsonpath={.items[*].metadata.name}").split()
+        pods = kubectl(
+            config,
+            "get",
+            "pods",
+            "-l",
+            config.chaos_pod_selector,
+            "--field-selector=status.phase=Running",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ).split()
         if not pods:
             continue
         victim = rng.choice(pods)
@@ -466,8 +583,11 @@ def run_kubernetes(config: Config, seed: int) -> ChaosReport:
         entries = read_dlq(dlq, sum(expected["dlq"].values()), max(deadline, time.monotonic() + 15))
     finally:
         dlq.close()
-    entries = [entry for entry in entries
-               if entry.source_offset >= events_start.get(entry.source_partition, 0)]
+    entries = [
+        entry
+        for entry in entries
+        if entry.source_offset >= events_start.get(entry.source_partition, 0)
+    ]
     report.dlq = compare_dlq(expected["dlq"], entries)
     report.notes.append("recovery time is not measured in kubernetes mode")
     report.seconds = time.monotonic() - started
@@ -483,11 +603,18 @@ def verdict_rows(report: ChaosReport) -> list[tuple[str, str]]:
     replay_result = report.replay
     rows = [("mode", f"{report.mode}, {report.replicas} processor replicas")]
     if replay_result is not None:
-        rows.append(("events replayed", f"{replay_result.events:,} in {replay_result.seconds:.1f} s"
-                     f" ({replay_result.delivery_errors} delivery errors)"))
+        rows.append(
+            (
+                "events replayed",
+                f"{replay_result.events:,} in {replay_result.seconds:.1f} s"
+                f" ({replay_result.delivery_errors} delivery errors)",
+            )
+        )
     rows += [
-        ("kills (SIGKILL)" if report.mode == "local" else "pods deleted (--force)",
-         str(len(report.kills))),
+        (
+            "kills (SIGKILL)" if report.mode == "local" else "pods deleted (--force)",
+            str(len(report.kills)),
+        ),
         ("restarts", f"{report.restarts} (+{report.unexpected_exits} unexpected exits)"),
         ("redis restarts", report.redis_restarts),
         ("broker restarts", report.broker_restarts),
@@ -499,27 +626,42 @@ def verdict_rows(report: ChaosReport) -> list[tuple[str, str]]:
             extra.append(f"{len(windows.missing)} without a final record")
         if windows.unexpected:
             extra.append(f"{len(windows.unexpected)} unexpected")
-        rows.append(("windows checked", f"{windows.checked} / {windows.expected}"
-                     + (f" ({', '.join(extra)})" if extra else "")
-                     + f", {windows.revisions} records read"))
+        rows.append(
+            (
+                "windows checked",
+                f"{windows.checked} / {windows.expected}"
+                + (f" ({', '.join(extra)})" if extra else "")
+                + f", {windows.revisions} records read",
+            )
+        )
         rows.append(("mismatching fields", str(len(windows.mismatches))))
     dlq = report.dlq
     if dlq is not None:
         malformed = sum(v for k, v in dlq.found.items() if k != "too_late")
         too_late = dlq.found.get("too_late", 0)
         expected_total = sum(dlq.expected.values())
-        rows.append(("events in DLQ", f"{dlq.distinct} = {malformed} malformed + {too_late} too"
-                     f" late (expected {expected_total})"))
+        rows.append(
+            (
+                "events in DLQ",
+                f"{dlq.distinct} = {malformed} malformed + {too_late} too"
+                f" late (expected {expected_total})",
+            )
+        )
         rows.append(("DLQ repeats of a source record", str(dlq.records - dlq.distinct)))
         rows.append(("DLQ mismatches", str(len(dlq.mismatches))))
     if report.recoveries:
         idle = sum(1 for kill in report.kills if not kill.partitions)
-        rows.append(("longest kill-to-processing", f"{max(report.recoveries):.1f} s (median "
-                     f"{statistics.median(report.recoveries):.1f} s over "
-                     f"{len(report.recoveries)} kills"
-                     + (f"; {report.unrecovered} not observed" if report.unrecovered else "")
-                     + (f"; {idle} victims held no partitions yet" if idle else "")
-                     + ")"))
+        rows.append(
+            (
+                "longest kill-to-processing",
+                f"{max(report.recoveries):.1f} s (median "
+                f"{statistics.median(report.recoveries):.1f} s over "
+                f"{len(report.recoveries)} kills"
+                + (f"; {report.unrecovered} not observed" if report.unrecovered else "")
+                + (f"; {idle} victims held no partitions yet" if idle else "")
+                + ")",
+            )
+        )
     elif report.mode == "local":
         rows.append(("longest kill-to-processing", "not measured (no /metrics progress seen)"))
     rows.append(("duration", f"{report.seconds:.0f} s"))
@@ -546,8 +688,7 @@ def print_verdict(report: ChaosReport, seed: int) -> None:
     if report.windows is not None:
         mismatches += report.windows.mismatches
         mismatches += [f"{window}: no final record" for window in report.windows.missing]
-        mismatches += [f"{window}: not in the ground truth" for window in
-                       report.windows.unexpected]
+        mismatches += [f"{window}: not in the ground truth" for window in report.windows.unexpected]
     if report.dlq is not None:
         mismatches += report.dlq.mismatches
     for mismatch in mismatches[:30]:

@@ -68,60 +68,144 @@ def parse_time(text: str) -> float | None:
 # WINDOW_SECONDS, GRACE_SECONDS and ALLOWED_LATENESS_SECONDS share the
 # processor's names: one environment describes both sides of a test.
 DATASET_SETTINGS = (
-    Setting("LOAD_DATASET", "data/load-default.jsonl.gz", "dataset file (gzip JSON lines)",
-            aliases=("--dataset",)),
+    Setting(
+        "LOAD_DATASET",
+        "data/load-default.jsonl.gz",
+        "dataset file (gzip JSON lines)",
+        aliases=("--dataset",),
+    ),
 )
 GENERATE_SETTINGS = (
-    Setting("LOAD_EVENTS", 1_000_000, "records to generate (malformed ones included)",
-            parse=positive_int, aliases=("--events",)),
-    Setting("LOAD_WINDOWS", 12, "windows the event times span", parse=positive_int,
-            aliases=("--windows",)),
+    Setting(
+        "LOAD_EVENTS",
+        1_000_000,
+        "records to generate (malformed ones included)",
+        parse=positive_int,
+        aliases=("--events",),
+    ),
+    Setting(
+        "LOAD_WINDOWS",
+        12,
+        "windows the event times span",
+        parse=positive_int,
+        aliases=("--windows",),
+    ),
     Setting("WINDOW_SECONDS", 300, "tumbling window length", parse=positive_int),
-    Setting("GRACE_SECONDS", 10, "processor grace; out-of-order events stay within half",
-            parse=non_negative_int),
-    Setting("ALLOWED_LATENESS_SECONDS", 3600,
-            "processor allowed lateness; late events stay within half, too-late far beyond",
-            parse=non_negative_int),
-    Setting("LOAD_USERS", 10_000, "simulated user population", parse=positive_int,
-            aliases=("--users",)),
+    Setting(
+        "GRACE_SECONDS",
+        10,
+        "processor grace; out-of-order events stay within half",
+        parse=non_negative_int,
+    ),
+    Setting(
+        "ALLOWED_LATENESS_SECONDS",
+        3600,
+        "processor allowed lateness; late events stay within half, too-late far beyond",
+        parse=non_negative_int,
+    ),
+    Setting(
+        "LOAD_USERS", 10_000, "simulated user population", parse=positive_int, aliases=("--users",)
+    ),
     Setting("LOAD_SEED", 42, "random seed", parse=int, aliases=("--seed",)),
-    Setting("LOAD_START", generate.DEFAULT_START, "event time of the first window (ISO 8601)",
-            parse=parse_time, aliases=("--start",)),
-    Setting("LOAD_OUT_OF_ORDER", 0.05, "share of out-of-order events (within grace)",
-            parse=parse_share, aliases=("--out-of-order",)),
-    Setting("LOAD_LATE", 0.01, "share of late events (beyond grace, within lateness)",
-            parse=parse_share, aliases=("--late",)),
-    Setting("LOAD_TOO_LATE", 0.001, "share of too-late events (expected in the DLQ)",
-            parse=parse_share, aliases=("--too-late",)),
-    Setting("LOAD_MALFORMED", 0.002, "share of malformed records (expected in the DLQ)",
-            parse=parse_share, aliases=("--malformed",)),
+    Setting(
+        "LOAD_START",
+        generate.DEFAULT_START,
+        "event time of the first window (ISO 8601)",
+        parse=parse_time,
+        aliases=("--start",),
+    ),
+    Setting(
+        "LOAD_OUT_OF_ORDER",
+        0.05,
+        "share of out-of-order events (within grace)",
+        parse=parse_share,
+        aliases=("--out-of-order",),
+    ),
+    Setting(
+        "LOAD_LATE",
+        0.01,
+        "share of late events (beyond grace, within lateness)",
+        parse=parse_share,
+        aliases=("--late",),
+    ),
+    Setting(
+        "LOAD_TOO_LATE",
+        0.001,
+        "share of too-late events (expected in the DLQ)",
+        parse=parse_share,
+        aliases=("--too-late",),
+    ),
+    Setting(
+        "LOAD_MALFORMED",
+        0.002,
+        "share of malformed records (expected in the DLQ)",
+        parse=parse_share,
+        aliases=("--malformed",),
+    ),
 )
 REPLAY_SETTINGS = (
-    Setting("LOAD_RATE", None, "replay at N events/s ('max': as fast as possible)",
-            parse=parse_rate, aliases=("--rate",)),
-    Setting("LOAD_SPEED", None, "replay at K times the original pacing", parse=positive_float,
-            aliases=("--speed",)),
-    Setting("LOAD_SHIFT_TO_NOW", False,
-            "move event times by whole windows so the first event is in the current window",
-            parse=parse_bool),
+    Setting(
+        "LOAD_RATE",
+        None,
+        "replay at N events/s ('max': as fast as possible)",
+        parse=parse_rate,
+        aliases=("--rate",),
+    ),
+    Setting(
+        "LOAD_SPEED",
+        None,
+        "replay at K times the original pacing",
+        parse=positive_float,
+        aliases=("--speed",),
+    ),
+    Setting(
+        "LOAD_SHIFT_TO_NOW",
+        False,
+        "move event times by whole windows so the first event is in the current window",
+        parse=parse_bool,
+    ),
 )
 RECORD_SETTINGS = (
-    Setting("LOAD_FROM", None, "record from this time (ISO 8601 or epoch s; default: earliest)",
-            parse=parse_time, aliases=("--from",)),
-    Setting("LOAD_TO", None, "record up to this time (default: the end at start)",
-            parse=parse_time, aliases=("--to",)),
-    Setting("LOAD_RECORD_TIMEOUT", 300.0, "give up recording after this many seconds",
-            parse=positive_float),
+    Setting(
+        "LOAD_FROM",
+        None,
+        "record from this time (ISO 8601 or epoch s; default: earliest)",
+        parse=parse_time,
+        aliases=("--from",),
+    ),
+    Setting(
+        "LOAD_TO",
+        None,
+        "record up to this time (default: the end at start)",
+        parse=parse_time,
+        aliases=("--to",),
+    ),
+    Setting(
+        "LOAD_RECORD_TIMEOUT",
+        300.0,
+        "give up recording after this many seconds",
+        parse=positive_float,
+    ),
 )
 SETTINGS = (*DATASET_SETTINGS, *GENERATE_SETTINGS, *REPLAY_SETTINGS, *RECORD_SETTINGS)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", nargs="?", default="run", choices=ACTIONS,
-                        help="run (default): generate if missing, then replay")
-    parser.add_argument("--shift-to-now", dest="load_shift_to_now", action="store_const",
-                        const="true", default=None,
-                        help="shorthand for --load-shift-to-now true")
+    parser.add_argument(
+        "action",
+        nargs="?",
+        default="run",
+        choices=ACTIONS,
+        help="run (default): generate if missing, then replay",
+    )
+    parser.add_argument(
+        "--shift-to-now",
+        dest="load_shift_to_now",
+        action="store_const",
+        const="true",
+        default=None,
+        help="shorthand for --load-shift-to-now true",
+    )
 
 
 def plan_from(config: Config) -> generate.Plan:
@@ -147,10 +231,16 @@ def run(config: Config, args: argparse.Namespace) -> int:
     if action in ("generate", "run") and (action == "generate" or not path.exists()):
         started = time.monotonic()
         expected = generate.write_dataset(plan_from(config), path)
-        log.info("dataset written", path=str(path), truth=str(dataset.truth_path(path)),
-                 records=expected["records"], windows=len(expected["windows"]),
-                 counted_events=expected["counted_events"], planted=expected["planted"],
-                 seconds=round(time.monotonic() - started, 1))
+        log.info(
+            "dataset written",
+            path=str(path),
+            truth=str(dataset.truth_path(path)),
+            records=expected["records"],
+            windows=len(expected["windows"]),
+            counted_events=expected["counted_events"],
+            planted=expected["planted"],
+            seconds=round(time.monotonic() - started, 1),
+        )
         if action == "generate":
             return 0
     if action == "record":
@@ -163,10 +253,21 @@ def _record(config: Config, path: Path) -> int:
     if stale.exists():
         stale.unlink()  # a recorded file has no planted kinds, so no ground truth
         log.info("removed the ground truth of the file being replaced", path=str(stale))
-    result = record_topic(config, config.events_topic, path, config.load_from, config.load_to,
-                          config.load_record_timeout)
-    log.info("topic recorded", topic=config.events_topic, path=str(path),
-             records=result.records, seconds=round(result.seconds, 1))
+    result = record_topic(
+        config,
+        config.events_topic,
+        path,
+        config.load_from,
+        config.load_to,
+        config.load_record_timeout,
+    )
+    log.info(
+        "topic recorded",
+        topic=config.events_topic,
+        path=str(path),
+        records=result.records,
+        seconds=round(result.seconds, 1),
+    )
     return 0
 
 
@@ -186,14 +287,20 @@ def _replay(config: Config, path: Path) -> int:
             shifted = truth.shift(expected, shift_seconds)
             shifted_file = truth_file.with_name(truth_file.name.replace(".truth.", ".shifted."))
             truth.write(shifted_file, shifted)
-            log.info("shifted ground truth written", path=str(shifted_file),
-                     shift_seconds=shift_seconds)
+            log.info(
+                "shifted ground truth written", path=str(shifted_file), shift_seconds=shift_seconds
+            )
     total = expected["records"] if expected else None
-    log.info("replaying", path=str(path), topic=config.events_topic, pacing=pacing.describe(),
-             shift_seconds=shift_seconds, records=total)
+    log.info(
+        "replaying",
+        path=str(path),
+        topic=config.events_topic,
+        pacing=pacing.describe(),
+        shift_seconds=shift_seconds,
+        records=total,
+    )
     with _Progress(total) as progress:
-        result = replay(config, path, config.events_topic, pacing, shift_seconds,
-                        progress=progress)
+        result = replay(config, path, config.events_topic, pacing, shift_seconds, progress=progress)
     _print_summary(result)
     return 0 if result.ok else 1
 

