@@ -314,7 +314,11 @@ def run_local(config: Config, seed: int) -> ChaosReport:
                 Replica(
                     slot,
                     command,
-                    processor_env(config, names, redis_url, port),
+                    {
+                        **processor_env(config, names, redis_url, port),
+                        # A replica restarts under its old name, as a StatefulSet pod does.
+                        "GROUP_INSTANCE_ID": f"{names['group']}-{slot}",
+                    },
                     port,
                     workdir / f"replica-{slot}.log",
                 )

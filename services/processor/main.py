@@ -97,6 +97,12 @@ SETTINGS = (
         "METRICS_PORT", 9100, "port of /metrics, /healthz, /readyz (0: off)", parse=non_negative_int
     ),
     Setting("PROCESSOR_ID", f"{socket.gethostname()}-{os.getpid()}", "this replica's name"),
+    Setting(
+        "GROUP_INSTANCE_ID",
+        "",
+        "static group membership: a stable name per replica (a StatefulSet pod name) lets a "
+        "restarted replica take its partitions back without a rebalance; empty: dynamic",
+    ),
 )
 
 
@@ -119,6 +125,11 @@ class Processor:
                 "heartbeat.interval.ms": max(config.session_timeout_ms // 6, 100),
                 **FETCH_SETTINGS,
                 "client.id": config.processor_id,
+                **(
+                    {"group.instance.id": config.group_instance_id}
+                    if config.group_instance_id
+                    else {}
+                ),
             },
         )
         self.dead_letters = DeadLetters(make_producer(config), config.dlq_topic)
