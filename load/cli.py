@@ -19,10 +19,10 @@ from pathlib import Path
 from load import dataset, generate, truth
 from load.record import record_topic
 from load.replay import Pacing, ReplayResult, first_arrival, replay, shift_for_now
+from services.common import config as cfg
 from services.common.config import (
     Config,
     Setting,
-    non_negative_int,
     parse_bool,
     positive_float,
     positive_int,
@@ -90,19 +90,11 @@ GENERATE_SETTINGS = (
         parse=positive_int,
         aliases=("--windows",),
     ),
-    Setting("WINDOW_SECONDS", 300, "tumbling window length", parse=positive_int),
-    Setting(
-        "GRACE_SECONDS",
-        10,
-        "processor grace; out-of-order events stay within half",
-        parse=non_negative_int,
-    ),
-    Setting(
-        "ALLOWED_LATENESS_SECONDS",
-        3600,
-        "processor allowed lateness; late events stay within half, too-late far beyond",
-        parse=non_negative_int,
-    ),
+    # The processor's windowing: out-of-order events stay within half the grace, late
+    # ones within half the allowed lateness, too-late ones far beyond it.
+    cfg.WINDOW_SECONDS,
+    cfg.GRACE_SECONDS,
+    cfg.ALLOWED_LATENESS_SECONDS,
     Setting(
         "LOAD_USERS", 10_000, "simulated user population", parse=positive_int, aliases=("--users",)
     ),

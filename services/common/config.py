@@ -189,3 +189,22 @@ LOGGING = (
     ),
 )
 SHARED = unique_settings(KAFKA, TOPICS, REDIS, LOGGING)
+
+# The processor's settings that other services and tools read too: one definition, so
+# the dashboard and the load generator can never assume another default.
+WINDOW_SECONDS = Setting("WINDOW_SECONDS", 300, "tumbling window size", parse=positive_int)
+GRACE_SECONDS = Setting(
+    "GRACE_SECONDS", 10, "event time a window stays open after its end", parse=non_negative_int
+)
+ALLOWED_LATENESS_SECONDS = Setting(
+    "ALLOWED_LATENESS_SECONDS",
+    3600,
+    "late events within this much event time behind the watermark amend their window",
+    parse=non_negative_int,
+)
+STATE_NAMESPACE = Setting(
+    "STATE_NAMESPACE", "clickstream", "prefix that keeps deployments apart in Redis"
+)
+PROCESSOR_GROUP = Setting(
+    "CONSUMER_GROUP", "clickstream-processor", "consumer group of the processors"
+)

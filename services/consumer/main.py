@@ -29,6 +29,7 @@ from collections.abc import Callable
 
 from confluent_kafka.admin import AdminClient
 
+from services.common import config as cfg
 from services.common import observability as obs
 from services.common.config import Config, Setting, non_negative_int, positive_int
 from services.common.kafka import client_config
@@ -85,11 +86,9 @@ SETTINGS = (
         parse=positive_int,
     ),
     # The processor's settings, read here to find its live state and lag.
-    Setting("STATE_NAMESPACE", "clickstream", "Redis key namespace of the window state"),
-    Setting("WINDOW_SECONDS", 300, "tumbling window length in seconds", parse=positive_int),
-    Setting(
-        "CONSUMER_GROUP", "clickstream-processor", "the processor's consumer group, for its lag"
-    ),
+    cfg.STATE_NAMESPACE,
+    cfg.WINDOW_SECONDS,
+    cfg.PROCESSOR_GROUP,
     Setting(
         "METRICS_PORT",
         0,

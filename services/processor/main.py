@@ -20,6 +20,7 @@ import time
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
+from services.common import config as cfg
 from services.common.config import (
     Config,
     Setting,
@@ -62,22 +63,15 @@ FETCH_SETTINGS = {
 }
 
 SETTINGS = (
-    Setting("WINDOW_SECONDS", 300, "tumbling window size", parse=positive_int),
-    Setting(
-        "GRACE_SECONDS", 10, "event time a window stays open after its end", parse=non_negative_int
-    ),
+    cfg.WINDOW_SECONDS,
+    cfg.GRACE_SECONDS,
     Setting(
         "IDLE_PARTITION_SECONDS",
         30,
         "a caught-up partition with no new records for this long stops holding windows",
         parse=positive_int,
     ),
-    Setting(
-        "ALLOWED_LATENESS_SECONDS",
-        3600,
-        "late events within this much event time behind the watermark amend their window",
-        parse=non_negative_int,
-    ),
+    cfg.ALLOWED_LATENESS_SECONDS,
     Setting("STATE_TTL_SECONDS", 14400, "TTL of window state in Redis", parse=positive_int),
     Setting(
         "START_FROM",
@@ -85,8 +79,8 @@ SETTINGS = (
         "where a partition with no fence begins",
         choices=("earliest", "latest"),
     ),
-    Setting("CONSUMER_GROUP", "clickstream-processor", "consumer group of the processors"),
-    Setting("STATE_NAMESPACE", "clickstream", "prefix that keeps deployments apart in Redis"),
+    cfg.PROCESSOR_GROUP,
+    cfg.STATE_NAMESPACE,
     Setting("BATCH_MAX_RECORDS", 5000, "records per poll", parse=positive_int),
     Setting("BATCH_MAX_WAIT_MS", 100, "longest wait for a batch to fill", parse=positive_int),
     Setting(
