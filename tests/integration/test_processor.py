@@ -259,12 +259,14 @@ def test_late_event_amends_a_published_window_as_revision_2(pipeline, tmp_path):
         read_windows(config, lambda p: p.last(first_window) is not None, 60)
         late = dataset(seed=7, start=start + 1, seconds=5, events=40)
         produce(config, late)
-        published = read_windows(config, lambda p: p.last(first_window).revision >= 2, 60)
+        # The 40 late events may be applied across two emitter ticks: revision 2, maybe 3.
+        published = read_windows(config, lambda p: p.last(first_window).late_events >= 40, 60)
     finally:
         replicas.stop_all()
     first, amended = published.records[first_window][0], published.last(first_window)
-    assert first.revision == 1 and not first.final
-    assert amended.revision == 2 and amended.late_events == 40
+    assert first.revision == 1 and not first.final and first.late_events == 0
+    assert amended.revision >= 2 and amended.late_events == 40
+    assert_revisions_well_formed(published)
     assert amended.total_events == first.total_events + 40
     expected = expected_windows(events + late)[first_window]
     assert mismatches(expected, amended) == []
