@@ -27,7 +27,8 @@ class Keys:
         return f"cs:{{{self.namespace}:{self.topic}:emit}}"
 
     def partition(self, partition: int) -> str:
-        """Hash: fence, watermark, applied_at, caught_up_at, sealed_before, dlq:<reason>."""
+        """Hash: fence, watermark, applied_at, owner, caught_up_at, caught_up_offset,
+        sealed_before, dlq:<reason>."""
         return f"{self._partition_tag(partition)}:part"
 
     def window_index(self, partition: int) -> str:

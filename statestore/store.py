@@ -100,6 +100,7 @@ class PartitionState:
     watermark: float | None = None
     applied_at_ms: int | None = None
     caught_up_at_ms: int | None = None
+    caught_up_offset: int | None = None  # the log end its owner last read up to
     sealed_before: int = -1
     owner: str = ""
     dead_letters: Mapping[str, int] = field(default_factory=dict)
@@ -220,11 +221,14 @@ class StateStore:
             for partition, row in zip(partitions, rows, strict=True)
         }
 
-    def mark_caught_up(self, partitions: Iterable[int], now_ms: int) -> None:
-        """Heartbeat: the owner of these partitions has read up to their end."""
+    def mark_caught_up(self, end_offsets: Mapping[int, int], now_ms: int) -> None:
+        """Heartbeat: the owner of these partitions has read them up to these log ends."""
         pipe = self.redis.pipeline(transaction=False)
-        for partition in partitions:
-            pipe.hset(self.keys.partition(partition), "caught_up_at", now_ms)
+        for partition, end_offset in end_offsets.items():
+            pipe.hset(
+                self.keys.partition(partition),
+                mapping={"caught_up_at": now_ms, "caught_up_offset": end_offset},
+            )
         self._call(pipe.execute)
 
     # -- windows ------------------------------------------------------------------
@@ -498,6 +502,7 @@ def _partition_state(partition: int, row: Mapping[bytes, bytes]) -> PartitionSta
         watermark=number(b"watermark", None, float),
         applied_at_ms=number(b"applied_at"),
         caught_up_at_ms=number(b"caught_up_at"),
+        caught_up_offset=number(b"caught_up_offset"),
         sealed_before=number(b"sealed_before", -1),
         owner=row.get(b"owner", b"").decode(),
         dead_letters={

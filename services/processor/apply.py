@@ -32,7 +32,7 @@ class PartitionCursor:
     fence: int
     watermark: float | None
     sealed_before: int
-    caught_up: bool = False
+    caught_up_offset: int | None = None  # log end at the last end-of-partition event
 
 
 class BatchApplier:

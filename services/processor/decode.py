@@ -50,7 +50,7 @@ class PartitionBatch:
 @dataclass
 class Decoded:
     batches: list[PartitionBatch]
-    reached_end: list[int]  # partitions whose end-of-partition event arrived
+    reached_end: dict[int, int]  # partition -> log end, for end-of-partition events
     errors: list[KafkaError]
 
 
@@ -62,7 +62,7 @@ def decode(messages: list[Message]) -> Decoded:
     record by record, through decode_event, to name each reject's reason.
     """
     batches: dict[int, PartitionBatch] = {}
-    reached_end: list[int] = []
+    reached_end: dict[int, int] = {}
     errors: list[KafkaError] = []
     if any(map(_error, messages)):
         records = []
@@ -71,7 +71,7 @@ def decode(messages: list[Message]) -> Decoded:
             if error is None:
                 records.append(message)
             elif error.code() == KafkaError._PARTITION_EOF:
-                reached_end.append(message.partition())
+                reached_end[message.partition()] = message.offset()
             else:
                 errors.append(error)
     else:

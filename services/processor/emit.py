@@ -8,6 +8,7 @@ a crash at any point publishes a revision at most twice, with the same bytes.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -46,14 +47,14 @@ class Emitter:
         self._previous_tick: float | None = None
         self._closed_at: dict[int, float] = {}
 
-    def tick(self, stream: StreamTime, now: float) -> int:
+    def tick(self, stream_time: Callable[[], StreamTime], now: float) -> int:
         """Publish what the stream watermark allows; returns records published.
 
         1. Hold the emitter lease, or leave the work to the replica that does.
         2. List windows whose end + grace the stream watermark has passed.
         3. Oldest first, for each window:
            a. a claimed revision still pending (its emitter died) is published again;
-           b. once the watermark passes end + grace + allowed lateness, seal the
+           b. once the final watermark passes end + grace + allowed lateness, seal the
               window in every partition first, so its final record is really final;
            c. merge its state; if it changed since the last revision, or is due to
               be final, claim the next revision, produce it, wait for the broker's
@@ -64,6 +65,7 @@ class Emitter:
         if not self.store.acquire_emitter_lease(self.owner, self.lease_ms):
             self._closed_at.clear()
             return 0
+        stream = stream_time()  # only the lease holder asks the broker for log ends
         if stream.watermark is None:
             return 0
         size, grace = self.windowing.window_s, self.windowing.grace_s
@@ -77,12 +79,15 @@ class Emitter:
         published = 0
         for window_start in closed:
             published += self._publish_window(
-                window_start, emissions[window_start], versions[window_start], stream.watermark
+                window_start,
+                emissions[window_start],
+                versions[window_start],
+                stream.final_watermark,
             )
         return published
 
     def _publish_window(
-        self, window_start: int, emission: Emission, version: int, watermark: float
+        self, window_start: int, emission: Emission, version: int, final_watermark: float | None
     ) -> int:
         published = 0
         if emission.pending_record is not None:
@@ -92,7 +97,9 @@ class Emitter:
             emission = self.store.emission(window_start)
         if emission.final:
             return published
-        final_due = watermark >= window_start + self._final_after()
+        final_due = (
+            final_watermark is not None and final_watermark >= window_start + self._final_after()
+        )
         if version == emission.version and not final_due:
             return published
         if final_due:

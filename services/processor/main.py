@@ -49,8 +49,6 @@ from statestore import ApplyStatus, PartitionState, StateStore
 
 log = get_logger("processor")
 
-HEARTBEAT_STALE_MS = 5_000
-
 # Measured with `clickstream bench`: prefetch enough to keep the loop busy, bounded so
 # RSS stays near 120 MB (lz4 batches decompress to several times their fetched size).
 FETCH_SETTINGS = {
@@ -242,7 +240,7 @@ class Processor:
             cursor = self.cursors.get(partition)
             if cursor is None:
                 continue  # revoked while the batch was in flight
-            cursor.caught_up = False
+            cursor.caught_up_offset = None
             RECORDS_CONSUMED.labels(str(partition)).inc(len(batch.messages))
             if self.applier.apply(batch, cursor) is ApplyStatus.APPLIED:
                 applied.append(TopicPartition(self.topic, partition, batch.last_offset + 1))
@@ -251,15 +249,19 @@ class Processor:
         if applied:
             self.consumer.commit(offsets=applied, asynchronous=True)
         # After the records: an end-of-partition event follows the partition's last record.
-        for partition in decoded.reached_end:
+        for partition, end_offset in decoded.reached_end.items():
             cursor = self.cursors.get(partition)
             if cursor is not None:
-                cursor.caught_up = True
+                cursor.caught_up_offset = end_offset
 
     def _punctuate(self) -> None:
         """Heartbeat caught-up partitions, catch fences that moved (a wiped Redis), emit."""
         now_ms = int(time.time() * 1000)
-        caught_up = [p for p, cursor in self.cursors.items() if cursor.caught_up]
+        caught_up = {
+            p: cursor.caught_up_offset
+            for p, cursor in self.cursors.items()
+            if cursor.caught_up_offset is not None
+        }
         if caught_up:
             self.store.mark_caught_up(caught_up, now_ms)
         states = self.store.partition_states(range(self.partitions))
@@ -275,10 +277,19 @@ class Processor:
                 )
                 self._resync(partition, state)
             self._export_gauges(partition, state)
-        stream = stream_time(
-            states, now_ms, self.config.idle_partition_seconds * 1000, HEARTBEAT_STALE_MS
+        self.emitter.tick(
+            lambda: stream_time(
+                states, now_ms, self.config.idle_partition_seconds * 1000, self._log_end
+            ),
+            time.time(),
         )
-        self.emitter.tick(stream, time.time())
+
+    def _log_end(self, partition: int) -> int:
+        """The partition's current end offset, asked of the broker (not the fetch cache)."""
+        _low, high = self.consumer.get_watermark_offsets(
+            TopicPartition(self.topic, partition), timeout=5, cached=False
+        )
+        return high
 
     def _export_gauges(self, partition: int, state: PartitionState) -> None:
         label = str(partition)

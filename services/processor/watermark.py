@@ -1,16 +1,24 @@
-"""Stream time: the event-time watermark of the whole source topic.
+"""Stream time: the event-time watermarks of the whole source topic.
 
 A window may close only when every partition has moved past its end + grace.
-An idle partition (its owner has read to the end and nothing arrived for a
-while) must not hold windows open forever, so idle partitions are left out;
-when every partition is idle, wall-clock time drives the watermark so the last
-windows of a burst or a replay close too. A partition nobody has reported on
-(no owner yet, or its owner died) is not idle: windows wait for its takeover.
+An idle partition must not hold windows open forever, so idle partitions are
+left out. Idle means: its owner read it to the end, the log has not grown since
+(checked against the partition's current end offset, so a stale report cannot
+hide records waiting in Kafka), and nothing was applied for a while.
+
+Two watermarks come out:
+- `watermark` closes windows (publishes them). When every partition is idle,
+  wall-clock time drives it, so the last windows of a burst or a replay close.
+- `final_watermark` seals windows (final: later events go to the dead-letter
+  topic). It only follows event time: when every partition is idle, it
+  advances from the newest event time by the time the stream has been quiet.
+  A replay of yesterday's data that pauses therefore has its windows published
+  early but not sealed, and amends them when it resumes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from statestore import PartitionState
@@ -19,36 +27,41 @@ from statestore import PartitionState
 @dataclass(frozen=True)
 class StreamTime:
     watermark: float | None  # None: some active partition has no watermark yet
+    final_watermark: float | None
     idle: frozenset[int]
 
 
 def is_idle(
-    state: PartitionState, now_ms: int, idle_after_ms: int, heartbeat_stale_ms: int
+    state: PartitionState, now_ms: int, idle_after_ms: int, end_offset: Callable[[int], int]
 ) -> bool:
-    caught_up = state.caught_up_at_ms
-    if caught_up is None or now_ms - caught_up > heartbeat_stale_ms:
-        return False  # no live owner says it has read to the end
-    applied = state.applied_at_ms
-    if applied is None:
-        return True
-    return caught_up >= applied and now_ms - applied >= idle_after_ms
+    if state.caught_up_offset is None:
+        return False  # no owner has reported reading it to the end
+    if state.applied_at_ms is not None and now_ms - state.applied_at_ms < idle_after_ms:
+        return False
+    return end_offset(state.partition) <= state.caught_up_offset
 
 
 def stream_time(
     states: Mapping[int, PartitionState],
     now_ms: int,
     idle_after_ms: int,
-    heartbeat_stale_ms: int,
+    end_offset: Callable[[int], int],
 ) -> StreamTime:
+    """`end_offset(partition)` is the partition's current log end, asked only when needed."""
     idle = frozenset(
         partition
         for partition, state in states.items()
-        if is_idle(state, now_ms, idle_after_ms, heartbeat_stale_ms)
+        if is_idle(state, now_ms, idle_after_ms, end_offset)
     )
     active = [state for partition, state in states.items() if partition not in idle]
     if active:
         if any(state.watermark is None for state in active):
-            return StreamTime(None, idle)
-        return StreamTime(min(state.watermark for state in active), idle)
+            return StreamTime(None, None, idle)
+        slowest = min(state.watermark for state in active)
+        return StreamTime(slowest, slowest, idle)
     seen = [state.watermark for state in states.values() if state.watermark is not None]
-    return StreamTime(max([now_ms / 1000, *seen]), idle)
+    if not seen:
+        return StreamTime(now_ms / 1000, None, idle)
+    applied = [state.applied_at_ms for state in states.values() if state.applied_at_ms]
+    quiet_s = (now_ms - max(applied)) / 1000 if applied else 0.0
+    return StreamTime(max(now_ms / 1000, *seen), max(seen) + max(quiet_s, 0.0), idle)
