@@ -260,7 +260,11 @@ def test_late_event_amends_a_published_window_as_revision_2(pipeline, tmp_path):
         late = dataset(seed=7, start=start + 1, seconds=5, events=40)
         produce(config, late)
         # The 40 late events may be applied across two emitter ticks: revision 2, maybe 3.
-        published = read_windows(config, lambda p: p.last(first_window).late_events >= 40, 60)
+        published = read_windows(
+            config,
+            lambda p: (last := p.last(first_window)) is not None and last.late_events >= 40,
+            60,
+        )
     finally:
         replicas.stop_all()
     first, amended = published.records[first_window][0], published.last(first_window)
