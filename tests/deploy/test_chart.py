@@ -591,3 +591,23 @@ def test_readme_helm_commands_use_values_the_chart_has(tools: Tools) -> None:
             assert isinstance(node, dict) and part in node, f"README sets unknown value {key}"
             node = node[part]
     assert "helm install" in section and "charts/clickstream" in section
+
+
+def test_static_membership_runs_processors_as_a_statefulset_named_by_pod(
+    tools: Tools, chart: Path, tmp_path: Path
+) -> None:
+    resources = rendered(
+        tools, chart, tmp_path, "keda-servicemonitor-values.yaml", "processor.staticMembership=true"
+    )
+    assert "clickstream-processor" not in by_kind(resources, "Deployment")
+    processor = by_kind(resources, "StatefulSet")["clickstream-processor"]
+    assert processor["spec"]["serviceName"] == "clickstream-processor"
+    assert processor["spec"]["podManagementPolicy"] == "Parallel"
+    env = {e["name"]: e for e in env_of(processor)}
+    assert env["GROUP_INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    target = by_kind(resources, "ScaledObject")["clickstream-processor"]["spec"]["scaleTargetRef"]
+    assert target == {"kind": "StatefulSet", "name": "clickstream-processor"}
+    defaults = rendered(tools, chart, tmp_path, None)
+    assert "GROUP_INSTANCE_ID" not in {
+        e["name"] for e in env_of(by_kind(defaults, "Deployment")["clickstream-processor"])
+    }
