@@ -27,7 +27,7 @@ are allowed only as exact copies.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,9 +64,15 @@ def unique_tolerance(expected: int) -> float:
 
 
 def compare_window(
-    expected: Mapping[str, Any], got: WindowRecord, top_n: int = TOP_N
+    expected: Mapping[str, Any],
+    got: WindowRecord,
+    top_n: int = TOP_N,
+    tolerance: Callable[[int], float] = unique_tolerance,
 ) -> list[Mismatch]:
-    """Every field of one published final window that disagrees with its ground truth."""
+    """Every field of one published final window that disagrees with its ground truth.
+
+    `tolerance(expected)` bounds the error allowed on HyperLogLog counts.
+    """
     window = expected["window_start"]
     mismatches = []
     for name in ("window_start", "window_end"):
@@ -80,7 +86,7 @@ def compare_window(
             mismatches.append(Mismatch(window, name, want, have))
     for name in UNIQUE_FIELDS:
         want, have = expected[name], getattr(got, name)
-        if abs(have - want) > unique_tolerance(want):
+        if abs(have - want) > tolerance(want):
             mismatches.append(Mismatch(window, name, want, have))
     for name in TOP_FIELDS:
         problem = top_n_problem(expected[name], getattr(got, name), top_n)

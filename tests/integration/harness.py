@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka import TopicPartition
 
+from load.dataset import VALID, Record
 from load.fleet import ProcessorFleet
+from load.truth import ground_truth
+from load.verdict import compare_window
 from services.common.config import Config
 from services.common.kafka import make_consumer, make_producer
 from services.common.schema import ClickEvent, encode_event
-from services.common.window_record import WindowRecord, decode_record, iso_utc
+from services.common.window_record import WindowRecord, decode_record
 from services.producer.generator import TrafficGenerator
 
 # Short windows so a test sees many of them close in seconds.
@@ -82,56 +85,19 @@ def produce(
 
 
 def expected_windows(events: Iterable[ClickEvent], window_s: int = WINDOW_S) -> dict[str, dict]:
-    """The exact per-window aggregates, keyed by ISO window start."""
-    grouped: dict[int, list[ClickEvent]] = defaultdict(list)
-    for event in events:
-        start = int(event.timestamp.timestamp() // window_s) * window_s
-        grouped[start].append(event)
-    expected = {}
-    for start, group in grouped.items():
-        expected[iso_utc(start)] = {
-            "total_events": len(group),
-            "unique_users": len({e.user_id for e in group}),
-            "unique_sessions": len({e.session_id for e in group}),
-            "event_types": dict(Counter(e.event_type for e in group)),
-            "devices": dict(Counter(e.device_type for e in group)),
-            "countries": dict(Counter(e.country for e in group)),
-            "categories": dict(Counter(e.page_category for e in group)),
-            "pages": Counter(e.page_url for e in group),
-            "referrers": Counter(e.referrer for e in group),
-            "avg_duration_ms": round(sum(e.duration_ms for e in group) / len(group), 1),
-            "cart_sessions": len({e.session_id for e in group if e.event_type == "add_to_cart"}),
-        }
-    return expected
+    """The exact per-window aggregates, keyed by ISO window start (load.truth's ground truth)."""
+    records = (Record(None, encode_event(event), kind=VALID) for event in events)
+    return ground_truth(records, window_s)["windows"]
+
+
+def within_two_percent(expected: int) -> float:
+    """The processor tests' bound on unique counts: 2%, or 2 for small counts."""
+    return max(2, expected * 0.02)
 
 
 def mismatches(expected: dict, record: WindowRecord) -> list[str]:
     """Fields of `record` that differ from the expected window (unique counts within 2%)."""
-    problems = []
-    for name in (
-        "total_events",
-        "event_types",
-        "devices",
-        "countries",
-        "categories",
-        "avg_duration_ms",
-    ):
-        if getattr(record, name) != expected[name]:
-            problems.append(f"{name}: expected {expected[name]}, got {getattr(record, name)}")
-    for name in ("unique_users", "unique_sessions", "cart_sessions"):
-        want, got = expected[name], getattr(record, name)
-        if abs(got - want) > max(2, want * 0.02):
-            problems.append(f"{name}: expected {want} (±2%), got {got}")
-    for name, counts in (
-        ("top_pages", expected["pages"]),
-        ("top_referrers", expected["referrers"]),
-    ):
-        shown = getattr(record, name)
-        if any(counts[member] != count for member, count in shown.items()):
-            problems.append(f"{name}: counts differ: {shown}")
-        if sorted(shown.values(), reverse=True) != sorted(counts.values(), reverse=True)[:10]:
-            problems.append(f"{name}: not the top {len(shown)}: {shown}")
-    return problems
+    return [str(m) for m in compare_window(expected, record, tolerance=within_two_percent)]
 
 
 @dataclass
