@@ -34,6 +34,7 @@ from services.common.logging import get_logger
 from services.common.schema import encode_event
 from services.common.topics import TopicSpec, ensure_topics
 from services.common.window_record import decode_record, parse_iso
+from services.common.windowing import Windowing
 from services.processor.main import FETCH_SETTINGS
 from services.processor.watermark import stream_time
 from services.producer.generator import TrafficGenerator
@@ -184,6 +185,7 @@ class Bench:
     def publish_delay(self, seconds: int, rate: int) -> list[float]:
         """Seconds from each window becoming closable to its first record on the topic."""
         window, grace = 2, 1
+        windowing = Windowing(window, grace)
         topic = self.topic(f"live-{uuid.uuid4().hex[:4]}")
         namespace = f"bench-{self.run_id}-delay"
         store = StateStore.from_url(self.config.redis_url, namespace, topic)
@@ -209,7 +211,8 @@ class Bench:
                     store.partition_states(range(6)), int(now * 1000), 5000, lambda _p: sys.maxsize
                 )
                 if stream.watermark is not None:
-                    newest_closed = (stream.watermark - grace) // window * window - window
+                    closed_by = windowing.latest_closed_start(stream.watermark)
+                    newest_closed = windowing.start_of(closed_by)
                     closable.setdefault(newest_closed, now)
                 time.sleep(0.005)
 

@@ -43,6 +43,7 @@ from services.common.schema import (
     ClickEvent,
     encode_event,
 )
+from services.common.windowing import Windowing
 from services.producer.generator import TrafficGenerator
 
 MALFORMED_KINDS = (NOT_JSON, MISSING_FIELD, WRONG_TYPE, INVALID_VALUE, TOO_LARGE, EMPTY)
@@ -79,7 +80,7 @@ class Plan:
 
     @property
     def first_window(self) -> float:
-        return int(self.start // self.window_seconds) * self.window_seconds
+        return Windowing(self.window_seconds).start_of(self.start)
 
     @property
     def span(self) -> float:

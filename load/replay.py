@@ -29,8 +29,10 @@ from confluent_kafka import KafkaError, Message, Producer
 from load.dataset import EVENT_KINDS, read_chunks, read_columns
 from services.common.config import Config
 from services.common.kafka import make_producer
+from services.common.kafka import produce as produce_bounded
 from services.common.logging import get_logger
 from services.common.schema import InvalidEvent, decode_event, encode_event
+from services.common.windowing import Windowing
 
 log = get_logger("load.replay")
 
@@ -131,7 +133,7 @@ class _Deliveries:
 def shift_for_now(first_arrival: float, window_seconds: int, now: float | None = None) -> int:
     """Whole windows that move `first_arrival` into the current window (never into the future)."""
     now = time.time() if now is None else now
-    return int((now - first_arrival) // window_seconds) * window_seconds
+    return Windowing(window_seconds).start_of(now - first_arrival)
 
 
 def first_arrival(path: Path) -> float:
@@ -230,14 +232,8 @@ def _send_fast(producer: Producer, topic: str, keys: list[Key], values: list[Val
     for key, value in zip(keys, values, strict=True):
         try:
             produce(topic, value, key)
-        except BufferError:  # librdkafka's queue is full: let it drain, then retry
-            while True:
-                producer.poll(0.05)
-                try:
-                    produce(topic, value, key)
-                    break
-                except BufferError:
-                    continue
+        except BufferError:  # the queue is full: the bounded helper waits for it to drain
+            produce_bounded(producer, topic, value, key=key)
 
 
 class _Pacer:
@@ -274,11 +270,6 @@ class _Pacer:
                 while due > now:
                     producer.poll(min(due - now, 0.05))
                     now = time.monotonic()
-            while True:
-                try:
-                    producer.produce(topic, value, key)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
+            produce_bounded(producer, topic, value, key=key)
             sent += 1
         self.sent = sent

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from services.common import config as cfg
-from services.common.kafka import BrokerUnavailable
+from services.common.errors import ClickstreamError
 from services.common.logging import configure, get_logger
 
 
@@ -95,12 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(module, "WANTS_ARGS", False):
             return module.run(config, args)
         return module.run(config)
-    except BrokerUnavailable as error:
-        log.error(str(error), bootstrap_servers=config.kafka_bootstrap_servers)
-        return 2
-    except LookupError as error:
-        log.error(str(error))
-        return 2
+    except ClickstreamError as error:
+        log.error(str(error), error=type(error).__name__)
+        return error.exit_code
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -34,10 +36,6 @@ class Setting:
     @property
     def flag(self) -> str:
         return "--" + self.env.lower().replace("_", "-")
-
-
-class ConfigError(ValueError):
-    """A setting has a value its parser rejects."""
 
 
 class Config:

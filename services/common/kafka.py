@@ -6,6 +6,8 @@ settings pass through from the configuration unchanged.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer
@@ -18,6 +20,7 @@ from tenacity import (
 )
 
 from services.common.config import Config
+from services.common.errors import BrokerUnavailable, PublishError, TopicNotFound
 from services.common.logging import get_logger
 
 log = get_logger(__name__)
@@ -32,10 +35,6 @@ _SECURITY = {
     "kafka_ssl_key_location": "ssl.key.location",
     "kafka_ssl_key_password": "ssl.key.password",
 }
-
-
-class BrokerUnavailable(RuntimeError):
-    """The broker did not answer a metadata request within the bounded retries."""
 
 
 def client_config(config: Config) -> dict[str, Any]:
@@ -112,7 +111,45 @@ def partition_count(metadata: ClusterMetadata, topic: str) -> int:
     """Partitions of `topic`, or raise if the topic does not exist."""
     described = metadata.topics.get(topic)
     if described is None or described.error is not None or not described.partitions:
-        raise LookupError(
+        raise TopicNotFound(
             f"topic {topic!r} does not exist; create it with: clickstream topics create"
         )
     return len(described.partitions)
+
+
+# librdkafka's local queue drains at broker speed; 30 s of BufferError means the
+# broker is not taking records at all, which is a fault to report, not to wait out.
+PRODUCE_QUEUE_FULL_BUDGET_S = 30.0
+_QUEUE_POLL_S = 0.05
+
+
+def produce(
+    producer: Producer,
+    topic: str,
+    value: bytes | None,
+    *,
+    budget_s: float = PRODUCE_QUEUE_FULL_BUDGET_S,
+    clock: Callable[[], float] = time.monotonic,
+    **kwargs: Any,
+) -> None:
+    """`producer.produce`, waiting out a full local queue for at most `budget_s`.
+
+    The one place that handles back-pressure (BufferError): it serves delivery
+    callbacks while it waits, so the queue drains, and raises PublishError once
+    the budget is spent.
+    """
+    deadline = None
+    while True:
+        try:
+            producer.produce(topic, value, **kwargs)
+            return
+        except BufferError:
+            now = clock()
+            if deadline is None:
+                deadline = now + budget_s
+            elif now >= deadline:
+                raise PublishError(
+                    f"producer queue for {topic} stayed full for {budget_s:.0f} s: "
+                    "the broker is not accepting records"
+                ) from None
+            producer.poll(_QUEUE_POLL_S)

@@ -67,10 +67,6 @@ def parse_iso(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def window_start_of(epoch_s: float, window_seconds: int) -> int:
-    return int(epoch_s // window_seconds) * window_seconds
-
-
 def build_record(
     totals,
     window_seconds: int,

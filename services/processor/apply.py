@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from services.common.logging import get_logger
 from services.common.observability import APPLY_SECONDS, BATCHES, EVENTS_APPLIED, LATE_EVENTS
+from services.common.windowing import Windowing
 from services.processor.dead_letters import DeadLetters
 from services.processor.decode import PartitionBatch
-from services.processor.fold import Windowing, fold
+from services.processor.fold import fold
 from statestore import ApplyStatus, StateStore
 
 log = get_logger("processor.apply")

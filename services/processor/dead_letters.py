@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from services.common.errors import PublishError
+from services.common.kafka import produce
 from services.common.observability import DLQ_RECORDS
 
 
-class DeadLetterError(RuntimeError):
+class DeadLetterError(PublishError):
     """The dead-letter topic did not confirm a record; its source offset must not be fenced."""
 
 
@@ -25,18 +27,14 @@ class DeadLetters:
             ("dlq.source.partition", str(message.partition()).encode()),
             ("dlq.source.offset", str(message.offset()).encode()),
         ]
-        while True:
-            try:
-                self.producer.produce(
-                    self.topic,
-                    message.value(),
-                    key=message.key(),
-                    headers=headers,
-                    on_delivery=self._on_delivery,
-                )
-                break
-            except BufferError:
-                self.producer.poll(0.05)
+        produce(
+            self.producer,
+            self.topic,
+            message.value(),
+            key=message.key(),
+            headers=headers,
+            on_delivery=self._on_delivery,
+        )
         DLQ_RECORDS.labels(reason).inc()
 
     def confirm(self, timeout_s: float = 30.0) -> None:

@@ -12,18 +12,15 @@ from collections.abc import Callable
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from services.common.errors import PublishError
 from services.common.logging import get_logger
 from services.common.observability import PUBLISH_DELAY_SECONDS, WINDOWS_PUBLISHED
 from services.common.window_record import build_record, encode_record, iso_utc
-from services.processor.fold import Windowing
+from services.common.windowing import Windowing
 from services.processor.watermark import StreamTime
 from statestore import Emission, StateStore
 
 log = get_logger("processor.emit")
-
-
-class PublishError(RuntimeError):
-    """The metrics topic did not confirm a window record."""
 
 
 class Emitter:
@@ -68,8 +65,9 @@ class Emitter:
         stream = stream_time()  # only the lease holder asks the broker for log ends
         if stream.watermark is None:
             return 0
-        size, grace = self.windowing.window_s, self.windowing.grace_s
-        closed = self.store.windows_starting_by(self.partitions, stream.watermark - size - grace)
+        closed = self.store.windows_starting_by(
+            self.partitions, self.windowing.latest_closed_start(stream.watermark)
+        )
         if not closed:
             return 0
         for window_start in closed:
@@ -97,19 +95,19 @@ class Emitter:
             emission = self.store.emission(window_start)
         if emission.final:
             return published
-        final_due = (
-            final_watermark is not None and final_watermark >= window_start + self._final_after()
+        final_due = final_watermark is not None and final_watermark >= self.windowing.seals_at(
+            window_start
         )
         if version == emission.version and not final_due:
             return published
         if final_due:
-            self.store.seal(self.partitions, window_start + self.windowing.window_s)
+            self.store.seal(self.partitions, self.windowing.end_of(window_start))
         totals = self.store.read_window(window_start, self.partitions)
         revision = emission.revision + 1
         record = encode_record(
             build_record(
                 totals,
-                self.windowing.window_s,
+                self.windowing.size_s,
                 revision=revision,
                 final=final_due,
                 published_at=time.time(),
@@ -126,10 +124,6 @@ class Emitter:
         if revision == 1 and closed_at is not None:
             PUBLISH_DELAY_SECONDS.observe(time.time() - closed_at)
         return published + 1
-
-    def _final_after(self) -> int:
-        w = self.windowing
-        return w.window_s + w.grace_s + w.allowed_lateness_s
 
     def _produce(self, window_start: int, record: bytes) -> None:
         failures: list[KafkaError] = []

@@ -23,6 +23,7 @@ from itertools import compress, repeat
 from operator import attrgetter, eq
 
 from services.common.schema import ClickEvent
+from services.common.windowing import Windowing
 from statestore import WindowDelta
 
 _timestamp = attrgetter("timestamp")
@@ -36,13 +37,6 @@ _user = attrgetter("user_id")
 _session = attrgetter("session_id")
 _page = attrgetter("page_url")
 _referrer = attrgetter("referrer")
-
-
-@dataclass(frozen=True)
-class Windowing:
-    window_s: int
-    grace_s: int
-    allowed_lateness_s: int
 
 
 @dataclass
@@ -59,7 +53,6 @@ def fold(
     sealed_before: int,
     windowing: Windowing,
 ) -> Folded:
-    size, closes_after = windowing.window_s, windowing.window_s + windowing.grace_s
     lateness = windowing.allowed_lateness_s
     current = float("-inf") if watermark is None else watermark
     if not events:
@@ -67,11 +60,11 @@ def fold(
     # Aware datetimes compare in C; only the extremes need converting here.
     earliest = min(map(_timestamp, events)).timestamp()
     latest = max(map(_timestamp, events)).timestamp()
-    window_start = int(earliest // size) * size
+    window_start = windowing.start_of(earliest)
     if (
-        latest < window_start + size
+        latest < windowing.end_of(window_start)
         and window_start >= sealed_before
-        and window_start + closes_after > max(current, latest)
+        and windowing.closes_at(window_start) > max(current, latest)
     ):
         # The usual batch: one window that stays open through the whole batch, so
         # no event in it can be late, and the order of events does not matter.
@@ -82,8 +75,8 @@ def fold(
     too_late: list[int] = []
     for index, event in enumerate(events):
         event_time = times[index]
-        window_start = int(event_time // size) * size
-        closed = window_start + closes_after <= current
+        window_start = windowing.start_of(event_time)
+        closed = windowing.closes_at(window_start) <= current
         if window_start < sealed_before or (closed and event_time < current - lateness):
             too_late.append(index)
             continue

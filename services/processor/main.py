@@ -39,11 +39,11 @@ from services.common.observability import (
     serve,
 )
 from services.common.shutdown import Stopper
+from services.common.windowing import Windowing
 from services.processor.apply import BatchApplier, PartitionCursor
 from services.processor.dead_letters import DeadLetters
 from services.processor.decode import decode
 from services.processor.emit import Emitter
-from services.processor.fold import Windowing
 from services.processor.watermark import stream_time
 from statestore import ApplyStatus, PartitionState, StateStore
 
@@ -191,7 +191,7 @@ class Processor:
     def run(self, stop: threading.Event) -> int:
         metadata = wait_for_broker(self.consumer)
         self.partitions = partition_count(metadata, self.topic)
-        self.store.record_topology(self.partitions, self.windowing.window_s)
+        self.store.record_topology(self.partitions, self.windowing.size_s)
         self.emitter = Emitter(
             self.store,
             self.metrics_producer,
@@ -212,7 +212,7 @@ class Processor:
             "processor started",
             source=self.topic,
             sink=self.config.metrics_topic,
-            window_seconds=self.windowing.window_s,
+            window_seconds=self.windowing.size_s,
             partitions=self.partitions,
         )
         interval = self.config.emit_interval_ms / 1000

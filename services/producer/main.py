@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, Message, Producer
 
 from services.common.config import Config, Setting, non_negative_int, positive_int
-from services.common.kafka import make_producer, partition_count, wait_for_broker
+from services.common.kafka import make_producer, partition_count, produce, wait_for_broker
 from services.common.logging import get_logger
 from services.common.observability import EVENTS_PRODUCED, PRODUCE_ERRORS, Health, serve
 from services.common.schema import encode_event
@@ -156,12 +156,7 @@ def produce_loop(
                 continue
         event = generator.next_event(time.time())
         value = encode_event(event)
-        while True:
-            try:
-                producer.produce(topic, value, key=event.user_id, on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.05)  # queue full: let deliveries drain
+        produce(producer, topic, value, key=event.user_id, on_delivery=on_delivery)
         producer.poll(0)
         sent += 1
         if now >= next_progress:

@@ -21,6 +21,7 @@ from load.truth import ground_truth
 from load.verdict import compare_window
 from services.common.config import Config
 from services.common.kafka import make_consumer, make_producer
+from services.common.kafka import produce as produce_bounded
 from services.common.schema import ClickEvent, encode_event
 from services.common.window_record import WindowRecord, decode_record
 from services.producer.generator import TrafficGenerator
@@ -66,19 +67,15 @@ def produce(
             key, value = item.user_id.encode(), encode_event(item)
         else:
             key, value = item
-        while True:
-            try:
-                extra = {} if partition_of is None else {"partition": partition_of(item)}
-                producer.produce(
-                    config.events_topic,
-                    value,
-                    key=key,
-                    on_delivery=lambda err, _m: err and failures.append(err),
-                    **extra,
-                )
-                break
-            except BufferError:
-                producer.poll(0.05)
+        extra = {} if partition_of is None else {"partition": partition_of(item)}
+        produce_bounded(
+            producer,
+            config.events_topic,
+            value,
+            key=key,
+            on_delivery=lambda err, _m: err and failures.append(err),
+            **extra,
+        )
         count += 1
     assert producer.flush(60) == 0 and not failures, failures
     return count

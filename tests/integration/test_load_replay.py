@@ -18,8 +18,17 @@ from tests.integration.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.integration
 
-PLAN = Plan(events=4000, windows=3, window_seconds=10, grace_seconds=2,
-            allowed_lateness_seconds=20, users=200, seed=11, malformed=0.03, too_late=0.01)
+PLAN = Plan(
+    events=4000,
+    windows=3,
+    window_seconds=10,
+    grace_seconds=2,
+    allowed_lateness_seconds=20,
+    users=200,
+    seed=11,
+    malformed=0.03,
+    too_late=0.01,
+)
 
 
 @pytest.fixture
@@ -36,8 +45,7 @@ def _by_key(pairs):
     return dict(grouped)
 
 
-def test_max_speed_replay_delivers_every_record_byte_for_byte_in_key_order(pipeline,
-                                                                           small_dataset):
+def test_max_speed_replay_delivers_every_record_byte_for_byte_in_key_order(pipeline, small_dataset):
     config = pipeline.config(LOAD_SETTINGS)
     result = replay(config, small_dataset, config.events_topic)
     assert result.ok and result.events == PLAN.events
@@ -47,7 +55,8 @@ def test_max_speed_replay_delivers_every_record_byte_for_byte_in_key_order(pipel
     source = dataset.read(small_dataset)
     # Per key, the records arrive in file order with identical bytes (empty values included).
     assert _by_key((m.key(), m.value() or b"") for m in records) == _by_key(
-        (r.key, r.value or b"") for r in source)
+        (r.key, r.value or b"") for r in source
+    )
     partitions_of_key = defaultdict(set)
     for message in records:
         partitions_of_key[message.key()].add(message.partition())
@@ -85,8 +94,9 @@ def test_record_captures_a_time_range_and_replays_identically(pipeline, tmp_path
     older, newer = now_ms - 3_600_000, now_ms - 1_800_000
     events = list(generate(PLAN))[:600]
     for n, record in enumerate(events):
-        producer.produce(config.events_topic, record.value, record.key,
-                         timestamp=older if n < 200 else newer + n)
+        producer.produce(
+            config.events_topic, record.value, record.key, timestamp=older if n < 200 else newer + n
+        )
     assert producer.flush(30) == 0
 
     everything = tmp_path / "all.jsonl.gz"
@@ -96,13 +106,15 @@ def test_record_captures_a_time_range_and_replays_identically(pipeline, tmp_path
     assert captured.records == 400
     recorded = dataset.read(recent)
     assert sorted((r.key, r.value or b"") for r in recorded) == sorted(
-        (r.key, r.value or b"") for r in events[200:])
+        (r.key, r.value or b"") for r in events[200:]
+    )
     arrivals = [r.arrival for r in recorded]
     assert arrivals == sorted(arrivals) and arrivals[0] * 1000 >= newer
     for record in recorded:
         if record.event_time is not None:
             assert record.event_time == decode_event(record.value).timestamp.timestamp()
 
-    until = record_topic(config, config.events_topic, tmp_path / "old.jsonl.gz",
-                         until=(older + newer) / 2000)
+    until = record_topic(
+        config, config.events_topic, tmp_path / "old.jsonl.gz", until=(older + newer) / 2000
+    )
     assert until.records == 200

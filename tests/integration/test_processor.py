@@ -17,6 +17,7 @@ from confluent_kafka.admin import NewTopic
 from services.common.kafka import make_admin
 from services.common.schema import encode_event
 from services.common.window_record import iso_utc, parse_iso
+from services.common.windowing import Windowing
 from statestore import StateStore
 from tests.integration.harness import (
     WINDOW_S,
@@ -201,7 +202,7 @@ def test_windows_close_on_their_own_with_an_idle_partition(pipeline, tmp_path):
     started = time.time()
     last_event_at = produce_live(config, seconds=3 * window + 1, partitions=5)
     try:
-        last_window = iso_utc(int(last_event_at // window) * window)
+        last_window = iso_utc(Windowing(window).start_of(last_event_at))
         published = read_windows(config, lambda p: p.last(last_window) is not None, 60)
     finally:
         replicas.stop_all()

@@ -3,9 +3,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from services.common.schema import ClickEvent
-from services.processor.fold import Windowing, fold
+from services.common.windowing import Windowing
+from services.processor.fold import fold
 
-WINDOWING = Windowing(window_s=60, grace_s=10, allowed_lateness_s=120)
+WINDOWING = Windowing(size_s=60, grace_s=10, allowed_lateness_s=120)
 T0 = 1_700_000_040  # a window start: 1_700_000_040 % 60 == 0
 
 

@@ -61,8 +61,16 @@ def test_truth_file_sits_next_to_the_dataset(tmp_path):
 def test_shift_moves_valid_events_by_whole_windows_and_leaves_bad_records_alone():
     from load.generate import Plan, generate
 
-    plan = Plan(events=500, windows=2, window_seconds=10, grace_seconds=2,
-                allowed_lateness_seconds=20, users=20, seed=1, malformed=0.1)
+    plan = Plan(
+        events=500,
+        windows=2,
+        window_seconds=10,
+        grace_seconds=2,
+        allowed_lateness_seconds=20,
+        users=20,
+        seed=1,
+        malformed=0.1,
+    )
     records = list(generate(plan))
     shift = shift_for_now(records[0].arrival, 10, now=records[0].arrival + 12345.6)
     assert shift == 12340

@@ -15,27 +15,53 @@ from services.common.schema import InvalidEvent, decode_event
 W = 10
 
 
-def _event(user: str, session: str, second: float, event_type: str = "page_view",
-           page: str = "/", referrer: str = "direct", duration: int = 100) -> bytes:
+def _event(
+    user: str,
+    session: str,
+    second: float,
+    event_type: str = "page_view",
+    page: str = "/",
+    referrer: str = "direct",
+    duration: int = 100,
+) -> bytes:
     from datetime import UTC, datetime
 
     stamp = datetime.fromtimestamp(second, UTC).isoformat().replace("+00:00", "Z")
-    return json.dumps({
-        "event_id": f"{user}-{second}", "timestamp": stamp, "user_id": user,
-        "session_id": session, "event_type": event_type, "page_url": page,
-        "page_category": "home", "referrer": referrer, "device_type": "mobile",
-        "country": "US", "duration_ms": duration,
-    }).encode()
+    return json.dumps(
+        {
+            "event_id": f"{user}-{second}",
+            "timestamp": stamp,
+            "user_id": user,
+            "session_id": session,
+            "event_type": event_type,
+            "page_url": page,
+            "page_category": "home",
+            "referrer": referrer,
+            "device_type": "mobile",
+            "country": "US",
+            "duration_ms": duration,
+        }
+    ).encode()
 
 
 def test_hand_made_records_give_the_aggregates_counted_by_hand():
     base = 1_700_000_000  # a multiple of 10: the first window starts here
     records = [
         Record(b"u1", _event("u1", "s1", base + 1, duration=100), base + 1, base + 1, "valid"),
-        Record(b"u1", _event("u1", "s1", base + 2, "add_to_cart", "/p", duration=201),
-               base + 2, base + 2, "valid"),
-        Record(b"u2", _event("u2", "s2", base + 3, "purchase", "/checkout", "google.com"),
-               base + 3, base + 4, "out_of_order"),
+        Record(
+            b"u1",
+            _event("u1", "s1", base + 2, "add_to_cart", "/p", duration=201),
+            base + 2,
+            base + 2,
+            "valid",
+        ),
+        Record(
+            b"u2",
+            _event("u2", "s2", base + 3, "purchase", "/checkout", "google.com"),
+            base + 3,
+            base + 4,
+            "out_of_order",
+        ),
         # late: arrives in the second window but belongs to the first
         Record(b"u3", _event("u3", "s3", base + 9.5, "click"), base + 9.5, base + 15, "late"),
         Record(b"u1", _event("u1", "s4", base + 12), base + 12, base + 12, "valid"),
@@ -67,9 +93,19 @@ def test_records_without_a_planted_kind_are_refused():
 
 @pytest.fixture(scope="module")
 def planted() -> tuple[Plan, list[Record]]:
-    plan = Plan(events=20_000, windows=6, window_seconds=W, grace_seconds=2,
-                allowed_lateness_seconds=20, users=500, seed=3, out_of_order=0.1, late=0.05,
-                too_late=0.01, malformed=0.02)
+    plan = Plan(
+        events=20_000,
+        windows=6,
+        window_seconds=W,
+        grace_seconds=2,
+        allowed_lateness_seconds=20,
+        users=500,
+        seed=3,
+        out_of_order=0.1,
+        late=0.05,
+        too_late=0.01,
+        malformed=0.02,
+    )
     return plan, list(generate(plan))
 
 
@@ -127,18 +163,22 @@ def test_truth_matches_an_independent_recount_of_the_decoded_events(planted):
             start = int(event.timestamp.timestamp() // W) * W
             per_window.setdefault(start, []).append(event)
     assert len(expected["windows"]) == plan.windows == len(per_window)
-    for window, events in zip(expected["windows"].values(), sorted(per_window.items()),
-                              strict=True):
+    for window, events in zip(
+        expected["windows"].values(), sorted(per_window.items()), strict=True
+    ):
         _start, events = events
         assert window["total_events"] == len(events)
         assert window["unique_users"] == len({e.user_id for e in events})
         assert window["unique_sessions"] == len({e.session_id for e in events})
         assert window["devices"] == dict(Counter(e.device_type for e in events))
-        assert window["avg_duration_ms"] == round(sum(e.duration_ms for e in events)
-                                                  / len(events), 1)
+        assert window["avg_duration_ms"] == round(
+            sum(e.duration_ms for e in events) / len(events), 1
+        )
     malformed = Counter(r.kind for r in records if r.kind in MALFORMED_KINDS)
-    assert expected["dlq"] == {**malformed, "too_late": Counter(r.kind for r in records)[
-        "too_late"]}
+    assert expected["dlq"] == {
+        **malformed,
+        "too_late": Counter(r.kind for r in records)["too_late"],
+    }
 
 
 def test_shifting_by_whole_windows_moves_only_the_window_keys(planted):
@@ -146,19 +186,30 @@ def test_shifting_by_whole_windows_moves_only_the_window_keys(planted):
     expected = truth.ground_truth(records, W)
     moved = truth.shift(expected, 3 * W)
     assert moved["shift_seconds"] == 3 * W
-    for before, after in zip(expected["windows"].values(), moved["windows"].values(),
-                             strict=True):
-        assert truth.parse_iso(after["window_start"]) == truth.parse_iso(
-            before["window_start"]) + 3 * W
+    for before, after in zip(expected["windows"].values(), moved["windows"].values(), strict=True):
+        assert (
+            truth.parse_iso(after["window_start"])
+            == truth.parse_iso(before["window_start"]) + 3 * W
+        )
         assert {k: v for k, v in after.items() if not k.startswith("window_")} == {
-            k: v for k, v in before.items() if not k.startswith("window_")}
+            k: v for k, v in before.items() if not k.startswith("window_")
+        }
     with pytest.raises(ValueError, match="whole number"):
         truth.shift(expected, W + 1)
 
 
 def test_written_dataset_and_truth_read_back_identically(tmp_path):
-    plan = Plan(events=3000, windows=3, window_seconds=W, grace_seconds=2,
-                allowed_lateness_seconds=20, users=50, seed=9, malformed=0.05, too_late=0.01)
+    plan = Plan(
+        events=3000,
+        windows=3,
+        window_seconds=W,
+        grace_seconds=2,
+        allowed_lateness_seconds=20,
+        users=50,
+        seed=9,
+        malformed=0.05,
+        too_late=0.01,
+    )
     path = tmp_path / "d.jsonl.gz"
     written_truth = write_dataset(plan, path)
     assert truth.read(dataset.truth_path(path)) == json.loads(json.dumps(written_truth))

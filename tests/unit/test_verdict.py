@@ -21,8 +21,17 @@ from services.common.window_record import TOP_N, WindowRecord
 
 @pytest.fixture(scope="module")
 def expected() -> dict:
-    plan = Plan(events=6000, windows=3, window_seconds=10, grace_seconds=2,
-                allowed_lateness_seconds=20, users=300, seed=5, malformed=0.02, too_late=0.01)
+    plan = Plan(
+        events=6000,
+        windows=3,
+        window_seconds=10,
+        grace_seconds=2,
+        allowed_lateness_seconds=20,
+        users=300,
+        seed=5,
+        malformed=0.02,
+        too_late=0.01,
+    )
     return truth.ground_truth(generate(plan), 10)
 
 
@@ -60,7 +69,10 @@ def test_a_count_off_by_one_is_reported(expected):
     got = faithful(window, total_events=window["total_events"] + 1)
     (mismatch,) = compare_window(window, got)
     assert (mismatch.field, mismatch.expected, mismatch.got) == (
-        "total_events", window["total_events"], window["total_events"] + 1)
+        "total_events",
+        window["total_events"],
+        window["total_events"] + 1,
+    )
 
 
 def test_a_breakdown_with_one_event_moved_is_reported(expected):
@@ -99,8 +111,11 @@ def test_top_n_is_checked_against_full_counts_with_ties_either_way():
 
 def test_a_missing_final_and_an_unexpected_window_are_reported(expected):
     first, second, third = expected["windows"].values()
-    records = [faithful(first), faithful(second, final=False),
-               faithful(third, window_start="2000-01-01T00:00:00Z")]
+    records = [
+        faithful(first),
+        faithful(second, final=False),
+        faithful(third, window_start="2000-01-01T00:00:00Z"),
+    ]
     verdict = compare_windows(expected, records)
     assert verdict.missing == [second["window_start"], third["window_start"]]
     assert verdict.unexpected == ["2000-01-01T00:00:00Z"]
@@ -136,11 +151,18 @@ def test_dlq_missing_extra_and_inconsistent_repeats_are_reported():
 
 def test_truth_and_verdict_agree_on_the_record_format():
     # The truth's window keys are what a processor uses as window_start.
-    records = [Record(b"u", b'{"timestamp":"2024-01-01T00:00:05Z","user_id":"u",'
-                           b'"session_id":"s","event_type":"click","page_url":"/",'
-                           b'"page_category":"home","referrer":"direct","device_type":"mobile",'
-                           b'"country":"US","duration_ms":10,"event_id":"e"}',
-                      1704067205.0, 1704067205.0, "valid")]
+    records = [
+        Record(
+            b"u",
+            b'{"timestamp":"2024-01-01T00:00:05Z","user_id":"u",'
+            b'"session_id":"s","event_type":"click","page_url":"/",'
+            b'"page_category":"home","referrer":"direct","device_type":"mobile",'
+            b'"country":"US","duration_ms":10,"event_id":"e"}',
+            1704067205.0,
+            1704067205.0,
+            "valid",
+        )
+    ]
     expected = truth.ground_truth(records, 10)
     (window,) = expected["windows"].values()
     assert window["window_start"] == "2024-01-01T00:00:00Z"
