@@ -10,7 +10,9 @@ The run, in order:
 1. Check the broker and the topic (bounded retries; exit 2 with a clear
    message when either is missing).
 2. Backfill: read each partition's tail (or everything, --from-beginning) up to
-   its end offset at start, folding records into the WindowBook.
+   its end offset at start, folding records into the WindowBook. Here and
+   live, a record that fails `sanitize.admit` (undecodable, invalid, a window
+   far in the future) is skipped, logged and counted, never shown.
 3. Show the newest window(s): the --last N windows in text/json mode, the
    latest window and the history strip in the live view.
 4. Follow the topic live: each record that changes what is shown (a new
