@@ -60,6 +60,11 @@ REBALANCES = Counter("clickstream_rebalances", "Partition assignment changes", [
 WINDOWS_RECEIVED = Counter(
     "clickstream_dashboard_windows_received", "Window revisions read from the metrics topic"
 )
+DASHBOARD_INVALID_RECORDS = Counter(
+    "clickstream_dashboard_invalid_records",
+    "Metrics records the dashboard skipped (undecodable, invalid, far-future window), by reason",
+    ["reason"],
+)
 
 
 class Health:
