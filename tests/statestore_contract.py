@@ -40,16 +40,16 @@ class StateStoreContract:
         yield store
         store.reset()
 
-    def apply(self, store, partition, expected, first, last, deltas, watermark=None, dlq=None):
+    def apply(self, store, partition, expected, first, last, deltas, watermark_s=None, dlq=None):
         return store.apply_batch(
-            partition, expected, first, last, deltas, watermark, dlq or {}, 1, owner="replica-a"
+            partition, expected, first, last, deltas, watermark_s, dlq or {}, 1, owner="replica-a"
         )
 
     def test_batch_applies_once_and_moves_fence_and_watermark(self, store):
-        result = self.apply(store, 0, -1, 0, 9, [delta(0, users=("a", "b"))], watermark=30.5)
+        result = self.apply(store, 0, -1, 0, 9, [delta(0, users=("a", "b"))], watermark_s=30.5)
         assert result.status is ApplyStatus.APPLIED and result.fence == 9
         state = store.partition_states([0])[0]
-        assert state.fence == 9 and state.watermark == 30.5 and state.owner == "replica-a"
+        assert state.fence == 9 and state.watermark_s == 30.5 and state.owner == "replica-a"
         totals = store.read_window(0, [0])
         assert totals.events == 2 and totals.unique_users == 2
 
