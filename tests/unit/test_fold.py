@@ -58,7 +58,9 @@ def test_event_after_its_window_closed_is_late_but_counts():
 
 
 def test_event_beyond_allowed_lateness_is_too_late_and_not_counted():
-    folded = fold([event(T0 + 30)], watermark_s=T0 + 30 + 121, sealed_before=-1, windowing=WINDOWING)
+    folded = fold(
+        [event(T0 + 30)], watermark_s=T0 + 30 + 121, sealed_before=-1, windowing=WINDOWING
+    )
     assert folded.too_late == [0] and folded.deltas == []
     assert folded.watermark_s == T0 + 30 + 121  # a dropped event does not move the watermark
 
