@@ -13,6 +13,7 @@ from collections.abc import Callable
 from confluent_kafka import KafkaError, Message, Producer
 
 from services.common.errors import PublishError
+from services.common.kafka import produce
 from services.common.logging import get_logger
 from services.common.observability import PUBLISH_DELAY_SECONDS, WINDOWS_PUBLISHED
 from services.common.window_record import encode_record, iso_utc
@@ -136,8 +137,12 @@ class Emitter:
             if error is not None:
                 failures.append(error)
 
-        self.producer.produce(
-            self.metrics_topic, record, key=iso_utc(window_start), on_delivery=on_delivery
+        produce(
+            self.producer,
+            self.metrics_topic,
+            record,
+            key=iso_utc(window_start),
+            on_delivery=on_delivery,
         )
         remaining = self.producer.flush(PUBLISH_TIMEOUT_S)
         if remaining or failures:
