@@ -75,25 +75,28 @@ def test_each_metric_reads_its_own_event_field_through_fold_redis_and_the_record
     assert (record.cart_conversion, record.purchase_conversion) == (0.6, 0.2)
 
 
-def test_redis_key_layout_is_unchanged():
-    assert sorted(WINDOW_KEY_SUFFIXES) == sorted(("n", "u", "s", "sc", "sp", "pg", "rf"))
+def test_todays_redis_key_layout_is_kept():
+    assert {"n", "u", "s", "sc", "sp", "pg", "rf"} <= set(WINDOW_KEY_SUFFIXES)
     assert WINDOW_KEY_SUFFIXES[0] == "n"
     fields = {m.name: m.field for m in METRICS}
-    assert fields == {
-        "events": "events",
-        "duration_ms": "duration_ms",
-        "late": "late",
-        "event_types": "et",
-        "devices": "dev",
-        "countries": "cc",
-        "categories": "cat",
-        "users": "u",
-        "sessions": "s",
-        "cart_sessions": "sc",
-        "purchase_sessions": "sp",
-        "pages": "pg",
-        "referrers": "rf",
-    }
+    assert (
+        fields.items()
+        >= {
+            "events": "events",
+            "duration_ms": "duration_ms",
+            "late": "late",
+            "event_types": "et",
+            "devices": "dev",
+            "countries": "cc",
+            "categories": "cat",
+            "users": "u",
+            "sessions": "s",
+            "cart_sessions": "sc",
+            "purchase_sessions": "sp",
+            "pages": "pg",
+            "referrers": "rf",
+        }.items()
+    )
 
 
 def test_every_record_field_comes_from_the_table_or_is_named_elsewhere():
