@@ -1,4 +1,4 @@
-"""Step 5, emit: publish each closed window once per revision.
+"""Step 4, emit: publish each closed window once per revision.
 
 Any replica may run the emitter on its timer (a punctuation); a Redis lease
 lets one of them do it at a time. Publishing follows a write-ahead protocol, so
@@ -64,9 +64,11 @@ class Emitter:
            d. a final window is dropped from the partitions' indexes.
         """
         previous_tick_s, self._previous_tick_s = self._previous_tick_s, now_s
+        # 1.
         if not self.store.acquire_emitter_lease(self.owner, self.lease_ms):
             self._closed_at_s.clear()
             return 0
+        # 2.
         stream = stream_time()  # only the lease holder asks the broker for log ends
         if stream.watermark_s is None:
             return 0
@@ -80,7 +82,7 @@ class Emitter:
         emissions = self.store.emissions(closed)
         versions = self.store.window_versions(closed, self.partitions)
         published = 0
-        for window_start in closed:
+        for window_start in closed:  # 3.
             published += self._publish_window(
                 window_start,
                 emissions[window_start],
@@ -92,8 +94,9 @@ class Emitter:
     def _publish_window(
         self, window_start: int, emission: Emission, version: int, final_watermark_s: float | None
     ) -> int:
+        """Step 3 of `tick` for one window (a to d there); returns records published."""
         published = 0
-        if emission.pending_record is not None:
+        if emission.pending_record is not None:  # a.
             self._produce(window_start, emission.pending_record)
             self._commit(window_start, emission.pending_revision, emission.pending_final)
             published += 1
@@ -105,9 +108,9 @@ class Emitter:
         )
         if version == emission.version and not final_due:
             return published
-        if final_due:
+        if final_due:  # b.
             self.store.seal(self.partitions, self.windowing.end_of(window_start))
-        totals = self.store.read_window(window_start, self.partitions)
+        totals = self.store.read_window(window_start, self.partitions)  # c.
         revision = emission.revision + 1
         record = encode_record(
             build_record(
@@ -160,7 +163,7 @@ class Emitter:
             revision=revision,
             final=final,
         )
-        if final:
+        if final:  # step 3d of `tick`
             self.store.forget_window(self.partitions, window_start)
 
     def release(self) -> None:
