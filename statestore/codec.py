@@ -37,7 +37,20 @@ APPLY_ARGV = (
     "sorted_set_keys",
     "windows",
 )
+# The other scripts' KEYS and ARGV, in order.
+CLAIM_KEYS = COMMIT_KEYS = ("emission",)
+CLAIM_ARGV = ("last_revision", "record", "version", "final", "ttl_s")
+COMMIT_ARGV = ("revision", "ttl_s")
+SEAL_KEYS = ("partition",)
+SEAL_ARGV = ("threshold",)
 DEAD_LETTER_PREFIX = "dlq:"  # partition hash fields counting dead letters by reason
+
+
+def script_args(names: Sequence[str], **values: object) -> list:
+    """A script's ARGV from named values, in the order `names` gives."""
+    if set(values) != set(names):
+        raise TypeError(f"script arguments {sorted(values)} are not {sorted(names)}")
+    return [values[name] for name in names]
 
 
 def apply_header(
@@ -50,19 +63,19 @@ def apply_header(
     owner: str,
     windows: int,
 ) -> list:
-    values = {
-        "expected_fence": expected_fence,
-        "first_offset": first_offset,
-        "last_offset": last_offset,
-        "watermark_s": "" if watermark_s is None else f"{watermark_s:.3f}",
-        "now_ms": now_ms,
-        "ttl_s": ttl_s,
-        "owner": owner,
-        "hll_keys": len(HLLS),
-        "sorted_set_keys": len(SORTED_SETS),
-        "windows": windows,
-    }
-    return [values[name] for name in APPLY_ARGV]
+    return script_args(
+        APPLY_ARGV,
+        expected_fence=expected_fence,
+        first_offset=first_offset,
+        last_offset=last_offset,
+        watermark_s="" if watermark_s is None else f"{watermark_s:.3f}",
+        now_ms=now_ms,
+        ttl_s=ttl_s,
+        owner=owner,
+        hll_keys=len(HLLS),
+        sorted_set_keys=len(SORTED_SETS),
+        windows=windows,
+    )
 
 
 def encode_delta(delta: WindowDelta) -> list:

@@ -25,11 +25,15 @@ from tenacity import (
 from services.common.logging import get_logger
 from statestore import codec
 from statestore.codec import (
+    CLAIM_ARGV,
+    COMMIT_ARGV,
+    SEAL_ARGV,
     add_counters,
     add_sorted_set,
     apply_header,
     encode_dead_letters,
     encode_delta,
+    script_args,
 )
 from statestore.keys import Keys
 from statestore.metrics import COUNTERS, EACH_EVENT, HLLS, SORTED_SETS
@@ -258,9 +262,10 @@ class StateStore:
 
     def seal(self, partitions: Iterable[int], threshold: int) -> None:
         """Refuse, from now on, batches touching windows that start before `threshold`."""
+        args = script_args(SEAL_ARGV, threshold=threshold)
         for partition in partitions:
             key = self.keys.partition(partition)
-            self._call(lambda key=key: self._seal(keys=[key], args=[threshold]))
+            self._call(lambda key=key: self._seal(keys=[key], args=args))
 
     def forget_window(self, partitions: Iterable[int], window_start: int) -> None:
         """Drop a finalized window from the partitions' indexes (its keys expire by TTL)."""
@@ -286,12 +291,16 @@ class StateStore:
     def claim_revision(
         self, window_start: int, last_revision: int, record: bytes, version: int, final: bool
     ) -> Claim:
-        reply = self._call(
-            lambda: self._claim(
-                keys=[self.keys.emission(window_start)],
-                args=[last_revision, record, version, int(final), self.ttl_s],
-            )
+        args = script_args(
+            CLAIM_ARGV,
+            last_revision=last_revision,
+            record=record,
+            version=version,
+            final=int(final),
+            ttl_s=self.ttl_s,
         )
+        key = self.keys.emission(window_start)
+        reply = self._call(lambda: self._claim(keys=[key], args=args))
         if reply[0] == 1:
             return Claim(True)
         if reply[0] == 0:
@@ -299,13 +308,9 @@ class StateStore:
         return Claim(False)
 
     def commit_revision(self, window_start: int, revision: int) -> bool:
-        return bool(
-            self._call(
-                lambda: self._commit(
-                    keys=[self.keys.emission(window_start)], args=[revision, self.ttl_s]
-                )
-            )
-        )
+        args = script_args(COMMIT_ARGV, revision=revision, ttl_s=self.ttl_s)
+        key = self.keys.emission(window_start)
+        return bool(self._call(lambda: self._commit(keys=[key], args=args)))
 
     def acquire_emitter_lease(self, owner: str, ttl_ms: int) -> bool:
         """Take or renew the lease that lets one replica run the emitter."""

@@ -18,13 +18,21 @@ from services.common.window_record import WindowRecord
 from services.common.windowing import Windowing
 from services.processor.fold import fold
 from statestore import METRICS, StateStore, build_record
-from statestore.codec import APPLY_ARGV, APPLY_KEYS
+from statestore.codec import (
+    APPLY_ARGV,
+    APPLY_KEYS,
+    CLAIM_ARGV,
+    CLAIM_KEYS,
+    COMMIT_ARGV,
+    COMMIT_KEYS,
+    SEAL_ARGV,
+    SEAL_KEYS,
+)
 from statestore.metrics import WINDOW_KEY_SUFFIXES, Kind
 from statestore.record import CONVERSIONS
 
 WINDOWING = Windowing(size_s=60, grace_s=10, allowed_lateness_s=120)
 T0 = 1_700_000_040  # a window start
-APPLY_SCRIPT = resources.files("statestore").joinpath("scripts", "apply_batch.lua").read_text()
 
 
 def click(n, user, session, event_type, page, referrer, device, country, category, duration):
@@ -125,20 +133,28 @@ def _script_locals(source: str, array: str) -> dict[str, int]:
     return found
 
 
-def test_apply_script_reads_its_arguments_where_the_codec_puts_them():
-    expected = {name: index for index, name in enumerate(APPLY_ARGV, start=1)}
-    assert _script_locals(APPLY_SCRIPT, "ARGV") == expected
-    header = dict(
-        (name, int(index))
-        for index, name in re.findall(r"^-- ARGV\[(\d+)\]\s+(\w+):", APPLY_SCRIPT, re.M)
-    )
-    assert header == expected
-    assert re.search(rf"local HEADER = {len(APPLY_ARGV)}\b", APPLY_SCRIPT)
+SCRIPTS = {
+    "apply_batch.lua": (APPLY_KEYS, APPLY_ARGV),
+    "claim_revision.lua": (CLAIM_KEYS, CLAIM_ARGV),
+    "commit_revision.lua": (COMMIT_KEYS, COMMIT_ARGV),
+    "seal_window.lua": (SEAL_KEYS, SEAL_ARGV),
+}
 
 
-def test_apply_script_reads_its_keys_where_the_store_puts_them():
-    expected = {name: index for index, name in enumerate(APPLY_KEYS, start=1)}
-    assert _script_locals(APPLY_SCRIPT, "KEYS") == expected
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_each_script_reads_its_keys_and_arguments_where_the_codec_puts_them(script):
+    source = resources.files("statestore").joinpath("scripts", script).read_text()
+    keys, argv = SCRIPTS[script]
+    for array, names in (("KEYS", keys), ("ARGV", argv)):
+        expected = {name: index for index, name in enumerate(names, start=1)}
+        assert _script_locals(source, array) == expected, array
+        header = re.findall(rf"^-- {array}\[(\d+)\]\s+(\w+):", source, re.M)
+        assert {name: int(index) for index, name in header} == expected, f"{array} header"
+
+
+def test_apply_script_skips_exactly_its_fixed_arguments():
+    source = resources.files("statestore").joinpath("scripts", "apply_batch.lua").read_text()
+    assert re.search(rf"local HEADER = {len(APPLY_ARGV)}\b", source)
 
 
 @pytest.mark.parametrize("metric", METRICS, ids=lambda metric: metric.name)
