@@ -95,20 +95,17 @@ def fold(
 
 def _aggregate(window_start: int, events: list[ClickEvent], late: int) -> WindowDelta:
     """One window's delta, one attribute per metric of statestore.metrics."""
-    # Column-wise with map() and compress(): every pass over the events runs in C,
-    # and each event attribute is read once however many metrics use it.
-    columns: dict[str, list] = {}
-
-    def column(attribute: str) -> list:
-        if attribute not in columns:
-            columns[attribute] = list(map(attrgetter(attribute), events))
-        return columns[attribute]
+    # Column-wise with map() and compress(): every pass over the events runs in C.
+    # An attribute several metrics read is read once into a list; others stream.
+    columns = {attribute: list(map(attrgetter(attribute), events)) for attribute in _SHARED}
 
     def values(metric: Metric) -> Iterable:
+        read = columns.get(metric.source)
+        if read is None:
+            read = map(attrgetter(metric.source), events)
         if metric.only_event_type is None:
-            return column(metric.source)
-        wanted = map(eq, column(EVENT_TYPE), repeat(metric.only_event_type))
-        return compress(column(metric.source), wanted)
+            return read
+        return compress(read, map(eq, columns[EVENT_TYPE], repeat(metric.only_event_type)))
 
     delta = WindowDelta(window_start)
     for metric in METRICS:
@@ -124,3 +121,13 @@ def _aggregate(window_start: int, events: list[ClickEvent], late: int) -> Window
             value = Counter(values(metric))
         setattr(delta, metric.name, value)
     return delta
+
+
+def _shared_attributes() -> frozenset[str]:
+    sources = Counter(m.source for m in METRICS if m.source not in (EACH_EVENT, LATE_EVENT))
+    if any(metric.only_event_type for metric in METRICS):
+        sources[EVENT_TYPE] += 2
+    return frozenset(source for source, uses in sources.items() if uses > 1)
+
+
+_SHARED = _shared_attributes()
