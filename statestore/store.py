@@ -50,14 +50,18 @@ from statestore.types import (
 log = get_logger("statestore")
 
 T = TypeVar("T")
-# Window and emission keys outlive a window by far: the allowed lateness, a
-# replay of the last hours, an emitter backlog; Redis memory stays bounded.
+# Window and emission keys must outlive a window's allowed lateness (default
+# 1 h) with room for an emitter backlog; the TTL keeps Redis memory bounded.
 DEFAULT_TTL_S = 4 * 3600
-RETRY_ATTEMPTS = 6  # with jittered backoff capped at 3 s: about 10 s of Redis outage
+RETRY_ATTEMPTS = 6  # five jittered waits of at most 0.2, 0.4, 0.8, 1.6 and 3 s
+RETRY_WAIT_S, RETRY_WAIT_MAX_S = 0.1, 3
 SOCKET_TIMEOUT_S = 10
 CONNECT_TIMEOUT_S = 5
 HEALTH_CHECK_INTERVAL_S = 30
-TOP_READ = 1000  # sorted-set members read per partition when merging a window
+# Sorted-set members read per partition when merging a window: far more than
+# the published top N, so a value ranked low in each partition but high overall
+# still counts in full.
+TOP_READ = 1000
 SCRATCH_TTL_MS = 60_000  # a crashed merge's scratch HLLs vanish on their own
 RESET_SCAN_COUNT = 1000
 RESET_UNLINK_BATCH = 500
@@ -87,7 +91,7 @@ class StateStore:
         self._commit = client.register_script(_script("commit_revision.lua"))
         self._retrying = Retrying(
             stop=stop_after_attempt(retry_attempts),
-            wait=wait_random_exponential(multiplier=0.1, max=3),
+            wait=wait_random_exponential(multiplier=RETRY_WAIT_S, max=RETRY_WAIT_MAX_S),
             retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)),
             before_sleep=lambda state: log.warning(
                 "redis call failed, retrying",
