@@ -15,8 +15,8 @@ from statestore.metrics import (
     BY_BREAKDOWN_PREFIX,
     BY_COUNTER_FIELD,
     COUNTERS,
-    EACH_EVENT,
     HLLS,
+    LATE_EVENT,
     SORTED_SETS,
 )
 from statestore.types import NO_FENCE, NOT_SEALED, Emission, PartitionState, WindowDelta
@@ -84,8 +84,8 @@ def encode_delta(delta: WindowDelta) -> list:
     counters: list = []
     for metric in COUNTERS:
         value = getattr(delta, metric.name)
-        # Zero increments are left out, except the event count: window_versions reads it.
-        if value or metric.source == EACH_EVENT:
+        # Most windows never see a late event: no `late` field until one does.
+        if value or metric.source != LATE_EVENT:
             counters += (metric.field, value)
     for metric in BREAKDOWNS:
         for name, count in getattr(delta, metric.name).items():
