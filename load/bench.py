@@ -210,8 +210,8 @@ class Bench:
                 stream = stream_time(
                     store.partition_states(range(6)), int(now * 1000), 5000, lambda _p: sys.maxsize
                 )
-                if stream.watermark is not None:
-                    closed_by = windowing.latest_closed_start(stream.watermark)
+                if stream.watermark_s is not None:
+                    closed_by = windowing.latest_closed_start(stream.watermark_s)
                     newest_closed = windowing.start_of(closed_by)
                     closable.setdefault(newest_closed, now)
                 time.sleep(0.005)

@@ -1,8 +1,11 @@
 """Ground truth: the exact per-window aggregates a dataset must produce.
 
 Computed straight from the dataset's records with the standard library's JSON
-parser and plain sets and counters; it imports nothing from the processor or
-the state store, so a bug there cannot hide itself here. Which records count is
+parser and plain sets and counters, on purpose independent of the processor and
+the state store, so a bug there cannot hide itself here: from
+statestore.metrics it takes only names (each record field and the event field
+it reads), never code that computes. Whether the table reads the right event
+field is pinned by tests/unit/test_metrics.py with hand-written expectations. Which records count is
 decided by the planted `kind` (see load.generate): valid, out-of-order and late
 events count in their event-time window; too-late events and malformed records
 are expected in the DLQ, by reason.
@@ -17,65 +20,49 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from load.dataset import COUNTED_KINDS, EVENT_KINDS, LATE, TOO_LATE, Record
 from services.common.window_record import iso_utc, parse_iso
+from statestore import METRICS, Kind
 
 TRUTH_VERSION = 1
+# Only names are taken from the metrics table: which event field each record
+# field reads. The arithmetic (sets, counters, sums) is this module's own.
+_DISTINCT = [metric for metric in METRICS if metric.kind is Kind.HLL]
+_COUNTED = [metric for metric in METRICS if metric.kind in (Kind.BREAKDOWN, Kind.SORTED_SET)]
+_DURATION = next(metric for metric in METRICS if metric.per_event)
 
 
-@dataclass
 class _WindowTally:
-    total_events: int = 0
-    duration_sum_ms: int = 0
-    late_planted: int = 0
-    users: set[str] = field(default_factory=set)
-    sessions: set[str] = field(default_factory=set)
-    cart_sessions: set[str] = field(default_factory=set)
-    purchase_sessions: set[str] = field(default_factory=set)
-    event_types: Counter = field(default_factory=Counter)
-    devices: Counter = field(default_factory=Counter)
-    referrers: Counter = field(default_factory=Counter)
-    pages: Counter = field(default_factory=Counter)
-    countries: Counter = field(default_factory=Counter)
-    categories: Counter = field(default_factory=Counter)
+    """One window's exact aggregates, one entry per metric of the table."""
+
+    def __init__(self) -> None:
+        self.total_events = 0
+        self.duration_sum_ms = 0
+        self.late_planted = 0
+        self.distinct: dict[str, set[str]] = {metric.record_field: set() for metric in _DISTINCT}
+        self.counts: dict[str, Counter] = {metric.record_field: Counter() for metric in _COUNTED}
 
     def add(self, event: dict[str, Any], late: bool) -> None:
         self.total_events += 1
-        self.duration_sum_ms += event["duration_ms"]
+        self.duration_sum_ms += event[_DURATION.source]
         self.late_planted += late
-        self.users.add(event["user_id"])
-        self.sessions.add(event["session_id"])
-        if event["event_type"] == "add_to_cart":
-            self.cart_sessions.add(event["session_id"])
-        elif event["event_type"] == "purchase":
-            self.purchase_sessions.add(event["session_id"])
-        self.event_types[event["event_type"]] += 1
-        self.devices[event["device_type"]] += 1
-        self.referrers[event["referrer"]] += 1
-        self.pages[event["page_url"]] += 1
-        self.countries[event["country"]] += 1
-        self.categories[event["page_category"]] += 1
+        for metric in _DISTINCT:
+            if metric.only_event_type in (None, event["event_type"]):
+                self.distinct[metric.record_field].add(event[metric.source])
+        for metric in _COUNTED:
+            self.counts[metric.record_field][event[metric.source]] += 1
 
     def summary(self, window_start: int, window_seconds: int) -> dict[str, Any]:
         return {
             "window_start": iso_utc(window_start),
             "window_end": iso_utc(window_start + window_seconds),
             "total_events": self.total_events,
-            "unique_users": len(self.users),
-            "unique_sessions": len(self.sessions),
-            "event_types": _sorted(self.event_types),
-            "devices": _sorted(self.devices),
-            "top_referrers": _sorted(self.referrers),
-            "top_pages": _sorted(self.pages),
-            "countries": _sorted(self.countries),
-            "categories": _sorted(self.categories),
-            "avg_duration_ms": round(self.duration_sum_ms / self.total_events, 1),
-            "cart_sessions": len(self.cart_sessions),
-            "purchase_sessions": len(self.purchase_sessions),
+            _DURATION.record_field: round(self.duration_sum_ms / self.total_events, 1),
+            **{name: len(members) for name, members in self.distinct.items()},
+            **{name: _sorted(counts) for name, counts in self.counts.items()},
             "duration_sum_ms": self.duration_sum_ms,
             "late_planted": self.late_planted,
         }

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Per-window keys of one partition, in the order apply_batch.lua expects them.
-WINDOW_KEY_KINDS = ("n", "u", "s", "sc", "sp", "pg", "rf")
-HLL_KINDS = ("u", "s", "sc", "sp")
+from statestore.metrics import WINDOW_KEY_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -27,8 +25,8 @@ class Keys:
         return f"cs:{{{self.namespace}:{self.topic}:emit}}"
 
     def partition(self, partition: int) -> str:
-        """Hash: fence, watermark, applied_at, owner, caught_up_at, caught_up_offset,
-        sealed_before, dlq:<reason>."""
+        """Hash: fence, watermark (epoch s), applied_at (epoch ms), owner, caught_up_at
+        (epoch ms), caught_up_offset, sealed_before, dlq:<reason>."""
         return f"{self._partition_tag(partition)}:part"
 
     def window_index(self, partition: int) -> str:
@@ -36,8 +34,9 @@ class Keys:
         return f"{self._partition_tag(partition)}:windows"
 
     def window(self, partition: int, window_start: int) -> tuple[str, ...]:
+        """A window's keys in apply_batch.lua's order: counters hash, HLLs, sorted sets."""
         tag = self._partition_tag(partition)
-        return tuple(f"{tag}:w:{window_start}:{kind}" for kind in WINDOW_KEY_KINDS)
+        return tuple(f"{tag}:w:{window_start}:{kind}" for kind in WINDOW_KEY_SUFFIXES)
 
     def emission(self, window_start: int) -> str:
         """Hash: revision, version, final and the pending (claimed) record of a window."""

@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from statestore import ApplyStatus, StateStore, WindowDelta
+from statestore import METRICS, ApplyStatus, Kind, StateStore, WindowDelta
 
 W = 60
 
@@ -33,6 +33,19 @@ def delta(window_start, users=("u1",), sessions=("s1",), pages=None, **counts):
     )
 
 
+def full_delta(window_start):
+    """A delta with a value for every metric of the table, so every window key is written."""
+    delta = WindowDelta(window_start)
+    for metric in METRICS:
+        if metric.kind is Kind.COUNTER:
+            setattr(delta, metric.name, 1)
+        elif metric.kind is Kind.HLL:
+            setattr(delta, metric.name, {"member"})
+        else:
+            setattr(delta, metric.name, Counter({"value": 1}))
+    return delta
+
+
 class StateStoreContract:
     @pytest.fixture
     def store(self, client):
@@ -40,18 +53,26 @@ class StateStoreContract:
         yield store
         store.reset()
 
-    def apply(self, store, partition, expected, first, last, deltas, watermark=None, dlq=None):
+    def apply(self, store, partition, expected, first, last, deltas, watermark_s=None, dlq=None):
         return store.apply_batch(
-            partition, expected, first, last, deltas, watermark, dlq or {}, 1, owner="replica-a"
+            partition, expected, first, last, deltas, watermark_s, dlq or {}, 1, owner="replica-a"
         )
 
     def test_batch_applies_once_and_moves_fence_and_watermark(self, store):
-        result = self.apply(store, 0, -1, 0, 9, [delta(0, users=("a", "b"))], watermark=30.5)
+        result = self.apply(store, 0, -1, 0, 9, [delta(0, users=("a", "b"))], watermark_s=30.5)
         assert result.status is ApplyStatus.APPLIED and result.fence == 9
         state = store.partition_states([0])[0]
-        assert state.fence == 9 and state.watermark == 30.5 and state.owner == "replica-a"
+        assert state.fence == 9 and state.watermark_s == 30.5 and state.owner == "replica-a"
         totals = store.read_window(0, [0])
         assert totals.events == 2 and totals.unique_users == 2
+
+    def test_every_window_key_expires_after_apply(self, store, client):
+        self.apply(store, 0, -1, 0, 0, [full_delta(W)])
+        keys = store.keys.window(0, W)
+        missing = [key for key in keys if not client.exists(key)]
+        assert not missing, f"window keys not written: {missing}"
+        without_ttl = [key for key in keys if not 0 < client.ttl(key) <= 600]
+        assert not without_ttl, f"window keys without a TTL: {without_ttl}"
 
     def test_replayed_batch_is_a_no_op_and_says_so(self, store):
         self.apply(store, 0, -1, 0, 9, [delta(0)])

@@ -3,6 +3,9 @@
 One record per window revision on the metrics topic, key = window_start. It
 carries the original example's fields, plus what a consumer needs to trust it
 (`revision`, `final`, `late_events`) and the breakdowns users ask for next.
+statestore.record builds it from a window's state, one field per row of
+statestore.metrics; this module is below the state store, so it only holds the
+record's shape and codec.
 """
 
 from __future__ import annotations
@@ -86,45 +89,3 @@ def iso_utc(epoch_s: float) -> str:
 
 def parse_iso(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def build_record(
-    totals,
-    window_seconds: int,
-    *,
-    revision: int,
-    final: bool,
-    published_at: float,
-) -> WindowRecord:
-    """A WindowRecord from a window's merged state (statestore.WindowTotals)."""
-    sessions = totals.unique_sessions
-    return WindowRecord(
-        window_start=iso_utc(totals.window_start),
-        window_end=iso_utc(totals.window_start + window_seconds),
-        total_events=totals.events,
-        unique_users=totals.unique_users,
-        unique_sessions=sessions,
-        event_types=_ranked(totals.event_types),
-        devices=_ranked(totals.devices),
-        top_referrers=_ranked(totals.referrers, TOP_N),
-        top_pages=_ranked(totals.pages, TOP_N),
-        avg_duration_ms=round(totals.duration_ms / totals.events, 1) if totals.events else 0.0,
-        countries=_ranked(totals.countries),
-        categories=_ranked(totals.categories),
-        cart_sessions=totals.cart_sessions,
-        purchase_sessions=totals.purchase_sessions,
-        cart_conversion=round(totals.cart_sessions / sessions, 4) if sessions else 0.0,
-        purchase_conversion=round(totals.purchase_sessions / sessions, 4) if sessions else 0.0,
-        revision=revision,
-        final=final,
-        late_events=totals.late,
-        published_at=iso_utc(published_at),
-    )
-
-
-def _ranked(counts, limit: int | None = None) -> dict[str, int]:
-    """Highest count first, ties by name; zero counts left out."""
-    ranked = sorted(
-        ((name, count) for name, count in counts.items() if count), key=lambda kv: (-kv[1], kv[0])
-    )
-    return dict(ranked[:limit])

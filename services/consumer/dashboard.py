@@ -10,7 +10,6 @@ terminal crops, it never wraps.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,14 +24,24 @@ from rich.text import Text
 from services.common.window_record import WindowRecord, parse_iso
 from services.consumer.sanitize import printable, printable_keys
 from services.consumer.status import Reading, compact, describe_age
-from services.consumer.text import percent, ranked
+from services.consumer.text import OVERVIEW, overview_value, percent, ranked
 from services.consumer.windows import Change, Update, WindowBook
+from statestore import Display, Metric
+from statestore.metrics import shown
 
-# Lines of each part of `render`: header, change line, overview row, event types
-# and devices row, history strip, status line; the top lists take what is left.
-_FIXED_LINES = 1 + 1 + 8 + 7 + 1
-_HISTORY_LINES = 6
+_BORDER = 2  # a panel's top and bottom border lines
+_BREAKDOWN_ROWS = 5  # values shown per breakdown (event types: all five)
+_MAX_TOP_ROWS = 10
 _MIN_TOP_ROWS = 3
+_HISTORY_ROWS = 4  # times, bars, events, unique users
+# A window panel: its revision (or progress) line above the overview figures.
+_WINDOW_PANEL_HEIGHT = _BORDER + 1 + len(OVERVIEW)
+_BREAKDOWNS = shown(Display.BREAKDOWN)
+_TOPS = shown(Display.TOP)
+# Lines of each part of `render`: header, change line, window panels, breakdowns
+# row, status line; the history strip and the top lists share what is left.
+_FIXED_LINES = 1 + 1 + _WINDOW_PANEL_HEIGHT + (_BREAKDOWN_ROWS + _BORDER) * bool(_BREAKDOWNS) + 1
+_HISTORY_LINES = _HISTORY_ROWS + _BORDER
 _HISTORY_CELL = 6  # "HH:MM" or "3.0k" plus one space
 
 
@@ -55,7 +64,6 @@ class DashboardState:
     connected: bool = True
     connection_error: str = ""
     invalid_records: int = 0  # metrics records skipped as invalid since start
-    started_at: float = field(default_factory=time.time)
 
     def apply(self, update: Update, at: float, announce: bool = True) -> None:
         """Remember an update; `announce` makes it the 'last change' line."""
@@ -72,26 +80,16 @@ def render(state: DashboardState, now: float, width: int = 80, height: int = 40)
     """The whole screen for a terminal of `width` x `height` cells."""
     latest = state.book.latest()
     # On a short terminal the history strip goes first, so the status line stays visible.
-    spare = height - _FIXED_LINES - 2  # top lists' borders
+    spare = height - _FIXED_LINES - _BORDER  # top lists' borders
     with_history = spare - _HISTORY_LINES >= _MIN_TOP_ROWS
-    top_rows = max(1, min(10, spare - _HISTORY_LINES if with_history else spare))
+    top_rows = max(1, min(_MAX_TOP_ROWS, spare - _HISTORY_LINES if with_history else spare))
     name_width = _name_width(width, latest)
     parts: list[RenderableType] = [_header(state, now), _change_line(state, now)]
     parts.append(_row(_latest_panel(state, latest), _live_panel(state, now)))
     if latest is not None:
-        total = latest.total_events
-        parts.append(
-            _row(
-                _counts_panel("Event types", latest.event_types, total, 5, name_width),
-                _counts_panel("Devices", latest.devices, total, 5, name_width),
-            )
-        )
-        parts.append(
-            _row(
-                _counts_panel("Top referrers", latest.top_referrers, total, top_rows, name_width),
-                _counts_panel("Top pages", latest.top_pages, total, top_rows, name_width),
-            )
-        )
+        for metrics, rows in ((_BREAKDOWNS, _BREAKDOWN_ROWS), (_TOPS, top_rows)):
+            if metrics:
+                parts.append(_row(*(_counts_panel(m, latest, rows, name_width) for m in metrics)))
         if with_history:
             parts.append(_history_panel(state))
     parts.append(_status_line(state, now))
@@ -151,13 +149,11 @@ def _overview(record: WindowRecord, partial: bool) -> Table:
     table = Table.grid(padding=(0, 1), expand=True)
     table.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
     table.add_column(justify="right", no_wrap=True)
-    suffix = " so far" if partial else ""
-    table.add_row(f"Total events{suffix}", f"{record.total_events:,}")
-    table.add_row("Unique users", f"{record.unique_users:,}")
-    table.add_row("Unique sessions", f"{record.unique_sessions:,}")
-    table.add_row("Avg duration", f"{record.avg_duration_ms:,.0f}ms")
-    if not partial:
-        table.add_row("Late events", f"{record.late_events:,}")
+    for index, metric in enumerate(OVERVIEW):
+        if partial and metric.display is Display.LATE_OVERVIEW:
+            continue  # nothing is late in a window still open
+        suffix = " so far" if partial and index == 0 else ""
+        table.add_row(metric.label.capitalize() + suffix, overview_value(metric, record))
     return table
 
 
@@ -171,7 +167,7 @@ def _latest_panel(state: DashboardState, latest: WindowRecord | None) -> Panel:
                 f"{state.window_seconds}s window shortly after it ends.",
                 style="yellow",
             )
-        return Panel(body, title="Latest window", title_align="left", height=8)
+        return Panel(body, title="Latest window", title_align="left", height=_WINDOW_PANEL_HEIGHT)
     update = state.changes.get(latest.window_start)
     change = update.change if update else None
     added = update.added_events if update else None
@@ -188,7 +184,7 @@ def _latest_panel(state: DashboardState, latest: WindowRecord | None) -> Panel:
         Group(revision, _overview(latest, partial=False)),
         title=f"[bold]Window {_span(latest)}[/]",
         title_align="left",
-        height=8,
+        height=_WINDOW_PANEL_HEIGHT,
         box=box.ROUNDED,
     )
 
@@ -219,12 +215,18 @@ def _live_panel(state: DashboardState, now: float) -> Panel:
         stale = f" · {describe_age(now - reading.ok_at)} old" if reading.error else ""
         title = f"[bold yellow]In progress · PARTIAL{stale}[/]"
         body = Group(progress, _overview(record, partial=True))
-    return Panel(body, title=title, title_align="left", height=8, border_style="yellow")
+    return Panel(
+        body,
+        title=title,
+        title_align="left",
+        height=_WINDOW_PANEL_HEIGHT,
+        border_style="yellow",
+    )
 
 
-def _counts_panel(
-    title: str, counts: dict[str, int], total: int, rows: int, name_width: int
-) -> Panel:
+def _counts_panel(metric: Metric, record: WindowRecord, rows: int, name_width: int) -> Panel:
+    counts: dict[str, int] = getattr(record, metric.record_field)
+    total = record.total_events
     table = Table.grid(padding=(0, 1), expand=True)
     table.add_column(no_wrap=True, overflow="ellipsis", max_width=name_width)
     table.add_column(justify="right", no_wrap=True)
@@ -239,7 +241,7 @@ def _counts_panel(
             f"{percent(count, total):5.1f}%",
             Bar(largest, 0, count, color="cyan"),
         )
-    return Panel(table, title=title, title_align="left", height=rows + 2)
+    return Panel(table, title=metric.label.capitalize(), title_align="left", height=rows + _BORDER)
 
 
 def _row(*panels: Panel) -> Table:
@@ -257,7 +259,12 @@ def _history_panel(state: DashboardState) -> Panel:
     windows = state.book.recent(state.history)
     strip = _HistoryStrip(windows)
     label = f"Last {len(windows)} windows" if len(windows) != 1 else "Last window"
-    return Panel(strip, title=f"{label}: events / unique users", title_align="left", height=6)
+    return Panel(
+        strip,
+        title=f"{label}: events / unique users",
+        title_align="left",
+        height=_HISTORY_LINES,
+    )
 
 
 class _HistoryStrip:

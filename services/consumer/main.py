@@ -37,14 +37,14 @@ from services.common.config import Config, Setting, non_negative_int, positive_i
 from services.common.kafka import client_config
 from services.common.logging import configure, get_logger
 from services.common.shutdown import Stopper
-from services.common.window_record import WindowRecord, build_record
+from services.common.window_record import WindowRecord
 from services.consumer import dashboard
 from services.consumer.reader import Backfill, MetricsReader, silent_logger
 from services.consumer.sanitize import json_line
 from services.consumer.status import Probe, processor_lag
 from services.consumer.text import render_block
 from services.consumer.windows import Update, WindowBook
-from statestore import StateStore
+from statestore import StateStore, build_record
 
 log = get_logger("consumer")
 
@@ -140,7 +140,7 @@ def live_window_source(config: Config) -> Callable[[], WindowRecord | None]:
             return None
         totals, window_seconds = found
         return build_record(
-            totals, window_seconds, revision=0, final=False, published_at=time.time()
+            totals, window_seconds, revision=0, final=False, published_at_s=time.time()
         )
 
     return in_progress

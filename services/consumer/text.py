@@ -10,8 +10,17 @@ from __future__ import annotations
 from services.common.window_record import WindowRecord
 from services.consumer.sanitize import printable_keys
 from services.consumer.windows import Change, describe_revision
+from statestore import Display, Metric
+from statestore.metrics import shown
 
 RULE = "=" * 80
+# The overview's figures and the count sections, in the metrics table's order.
+OVERVIEW = shown(Display.OVERVIEW, Display.LATE_OVERVIEW)
+SECTIONS = shown(Display.BREAKDOWN, Display.TOP)
+_OVERVIEW_LABEL_WIDTH = 18
+_SECTION_WIDTHS = {Display.BREAKDOWN: (15, 7), Display.TOP: (20, 5)}  # name, count columns
+_ICONS = {"event_types": "🔹", "devices": "📱", "top_referrers": "🔗", "top_pages": "📄"}
+_DEFAULT_ICON = "🔸"
 
 
 def ranked(counts: dict[str, int]) -> list[tuple[str, int]]:
@@ -21,6 +30,13 @@ def ranked(counts: dict[str, int]) -> list[tuple[str, int]]:
 
 def percent(count: int, total: int) -> float:
     return 100.0 * count / total if total else 0.0
+
+
+def overview_value(metric: Metric, record: WindowRecord) -> str:
+    """An overview figure as both views show it: thousands separated, averages whole."""
+    value = getattr(record, metric.record_field)
+    figure = f"{value:,.0f}" if metric.per_event else f"{value:,}"
+    return figure + metric.unit
 
 
 def render_block(
@@ -36,24 +52,19 @@ def render_block(
         f"🔁 {describe_revision(record, change, added_events).capitalize()}",
         "",
         "📈 OVERVIEW:",
-        f"   {'Total Events:':<18}{total:,}",
-        f"   {'Unique Users:':<18}{record.unique_users:,}",
-        f"   {'Unique Sessions:':<18}{record.unique_sessions:,}",
-        f"   {'Avg Duration:':<18}{record.avg_duration_ms:,.0f}ms",
     ]
-    if record.late_events:
-        lines.append(f"   {'Late Events:':<18}{record.late_events:,}")
-    sections = (
-        ("🔹 EVENT TYPES:", record.event_types, 15, 7),
-        ("📱 DEVICES:", record.devices, 15, 7),
-        ("🔗 TOP REFERRERS:", record.top_referrers, 20, 5),
-        ("📄 TOP PAGES:", record.top_pages, 20, 5),
-    )
-    for title, counts, name_width, count_width in sections:
-        counts = printable_keys(counts)  # names come from strangers' events
+    for metric in OVERVIEW:
+        if metric.display is Display.LATE_OVERVIEW and not getattr(record, metric.record_field):
+            continue
+        lines.append(
+            f"   {metric.label + ':':<{_OVERVIEW_LABEL_WIDTH}}{overview_value(metric, record)}"
+        )
+    for metric in SECTIONS:
+        counts = printable_keys(getattr(record, metric.record_field))  # names from strangers
+        name_width, count_width = _SECTION_WIDTHS[metric.display]
         # Long names (page paths) widen their section so its numbers stay in one column.
         name_width = max([name_width] + [len(name) + 1 for name in counts])
-        lines += ["", title]
+        lines += ["", f"{_ICONS.get(metric.record_field, _DEFAULT_ICON)} {metric.label.upper()}:"]
         for name, count in ranked(counts):
             lines.append(
                 f"   {name:<{name_width}}{count:>{count_width},} ({percent(count, total):5.1f}%)"

@@ -31,7 +31,7 @@ class PartitionCursor:
 
     partition: int
     fence: int
-    watermark: float | None
+    watermark_s: float | None
     sealed_before: int
     caught_up_offset: int | None = None  # log end at the last end-of-partition event
 
@@ -58,7 +58,7 @@ class BatchApplier:
         """
         dead_sent: set[int] = set()
         while True:
-            folded = fold(batch.events, cursor.watermark, cursor.sealed_before, self.windowing)
+            folded = fold(batch.events, cursor.watermark_s, cursor.sealed_before, self.windowing)
             dead_letters = Counter(reject.reason for reject in batch.rejects)
             dead_letters[TOO_LATE] += len(folded.too_late)
             self._send_dead_letters(batch, folded.too_late, dead_sent)
@@ -69,7 +69,7 @@ class BatchApplier:
                 batch.first_offset,
                 batch.last_offset,
                 folded.deltas,
-                folded.watermark,
+                folded.watermark_s,
                 +dead_letters,
                 now_ms=int(time.time() * 1000),
                 owner=self.owner,
@@ -88,7 +88,7 @@ class BatchApplier:
                 continue
             if result.status is ApplyStatus.APPLIED:
                 cursor.fence = result.fence
-                cursor.watermark = folded.watermark
+                cursor.watermark_s = folded.watermark_s
                 cursor.sealed_before = result.sealed_before
                 applied = len(batch.events) - len(folded.too_late)
                 EVENTS_APPLIED.labels(str(batch.partition)).inc(applied)

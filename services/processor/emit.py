@@ -1,4 +1,4 @@
-"""Step 5, emit: publish each closed window once per revision.
+"""Step 4, emit: publish each closed window once per revision.
 
 Any replica may run the emitter on its timer (a punctuation); a Redis lease
 lets one of them do it at a time. Publishing follows a write-ahead protocol, so
@@ -13,14 +13,19 @@ from collections.abc import Callable
 from confluent_kafka import KafkaError, Message, Producer
 
 from services.common.errors import PublishError
+from services.common.kafka import produce
 from services.common.logging import get_logger
 from services.common.observability import PUBLISH_DELAY_SECONDS, WINDOWS_PUBLISHED
-from services.common.window_record import build_record, encode_record, iso_utc
+from services.common.window_record import encode_record, iso_utc
 from services.common.windowing import Windowing
 from services.processor.watermark import StreamTime
-from statestore import Emission, StateStore
+from statestore import Emission, StateStore, build_record
 
 log = get_logger("processor.emit")
+
+# How long a publish may wait for the broker's acknowledgement before the tick
+# fails; the claim stays pending and the next tick publishes it again.
+PUBLISH_TIMEOUT_S = 30
 
 
 class Emitter:
@@ -41,15 +46,15 @@ class Emitter:
         self.partitions = range(partitions)
         self.owner = owner
         self.lease_ms = lease_ms
-        self._previous_tick: float | None = None
-        self._closed_at: dict[int, float] = {}
+        self._previous_tick_s: float | None = None
+        self._closed_at_s: dict[int, float] = {}
 
-    def tick(self, stream_time: Callable[[], StreamTime], now: float) -> int:
+    def tick(self, stream_time: Callable[[], StreamTime], now_s: float) -> int:
         """Publish what the stream watermark allows; returns records published.
 
         1. Hold the emitter lease, or leave the work to the replica that does.
         2. List windows whose end + grace the stream watermark has passed.
-        3. Oldest first, for each window:
+        3. Oldest first, publish each window (`_publish_window`):
            a. a claimed revision still pending (its emitter died) is published again;
            b. once the final watermark passes end + grace + allowed lateness, seal the
               window in every partition first, so its final record is really final;
@@ -58,51 +63,54 @@ class Emitter:
               acknowledgement, and only then commit the revision;
            d. a final window is dropped from the partitions' indexes.
         """
-        previous_tick, self._previous_tick = self._previous_tick, now
+        previous_tick_s, self._previous_tick_s = self._previous_tick_s, now_s
+        # 1.
         if not self.store.acquire_emitter_lease(self.owner, self.lease_ms):
-            self._closed_at.clear()
+            self._closed_at_s.clear()
             return 0
+        # 2.
         stream = stream_time()  # only the lease holder asks the broker for log ends
-        if stream.watermark is None:
+        if stream.watermark_s is None:
             return 0
         closed = self.store.windows_starting_by(
-            self.partitions, self.windowing.latest_closed_start(stream.watermark)
+            self.partitions, self.windowing.latest_closed_start(stream.watermark_s)
         )
         if not closed:
             return 0
         for window_start in closed:
-            self._closed_at.setdefault(window_start, previous_tick or now)
+            self._closed_at_s.setdefault(window_start, previous_tick_s or now_s)
         emissions = self.store.emissions(closed)
         versions = self.store.window_versions(closed, self.partitions)
         published = 0
-        for window_start in closed:
+        for window_start in closed:  # 3.
             published += self._publish_window(
                 window_start,
                 emissions[window_start],
                 versions[window_start],
-                stream.final_watermark,
+                stream.final_watermark_s,
             )
         return published
 
     def _publish_window(
-        self, window_start: int, emission: Emission, version: int, final_watermark: float | None
+        self, window_start: int, emission: Emission, version: int, final_watermark_s: float | None
     ) -> int:
+        """Step 3 of `tick` for one window (a to d there); returns records published."""
         published = 0
-        if emission.pending_record is not None:
+        if emission.pending_record is not None:  # a.
             self._produce(window_start, emission.pending_record)
             self._commit(window_start, emission.pending_revision, emission.pending_final)
             published += 1
             emission = self.store.emission(window_start)
         if emission.final:
             return published
-        final_due = final_watermark is not None and final_watermark >= self.windowing.seals_at(
-            window_start
+        final_due = final_watermark_s is not None and final_watermark_s >= (
+            self.windowing.seals_at(window_start)
         )
         if version == emission.version and not final_due:
             return published
-        if final_due:
+        if final_due:  # b.
             self.store.seal(self.partitions, self.windowing.end_of(window_start))
-        totals = self.store.read_window(window_start, self.partitions)
+        totals = self.store.read_window(window_start, self.partitions)  # c.
         revision = emission.revision + 1
         record = encode_record(
             build_record(
@@ -110,7 +118,7 @@ class Emitter:
                 self.windowing.size_s,
                 revision=revision,
                 final=final_due,
-                published_at=time.time(),
+                published_at_s=time.time(),
             )
         )
         claim = self.store.claim_revision(
@@ -120,9 +128,9 @@ class Emitter:
             return published  # another emitter got there first; next tick reads again
         self._produce(window_start, record)
         self._commit(window_start, revision, final_due)
-        closed_at = self._closed_at.pop(window_start, None)
-        if revision == 1 and closed_at is not None:
-            PUBLISH_DELAY_SECONDS.observe(time.time() - closed_at)
+        closed_at_s = self._closed_at_s.pop(window_start, None)
+        if revision == 1 and closed_at_s is not None:
+            PUBLISH_DELAY_SECONDS.observe(time.time() - closed_at_s)
         return published + 1
 
     def _produce(self, window_start: int, record: bytes) -> None:
@@ -132,10 +140,14 @@ class Emitter:
             if error is not None:
                 failures.append(error)
 
-        self.producer.produce(
-            self.metrics_topic, record, key=iso_utc(window_start), on_delivery=on_delivery
+        produce(
+            self.producer,
+            self.metrics_topic,
+            record,
+            key=iso_utc(window_start),
+            on_delivery=on_delivery,
         )
-        remaining = self.producer.flush(30)
+        remaining = self.producer.flush(PUBLISH_TIMEOUT_S)
         if remaining or failures:
             raise PublishError(
                 f"metrics topic {self.metrics_topic} did not confirm window "
@@ -151,7 +163,7 @@ class Emitter:
             revision=revision,
             final=final,
         )
-        if final:
+        if final:  # step 3d of `tick`
             self.store.forget_window(self.partitions, window_start)
 
     def release(self) -> None:

@@ -17,6 +17,7 @@ records always folds the same way.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import compress, repeat
@@ -24,39 +25,31 @@ from operator import attrgetter, eq
 
 from services.common.schema import ClickEvent
 from services.common.windowing import Windowing
-from statestore import WindowDelta
+from statestore import METRICS, Kind, Metric, WindowDelta
+from statestore.metrics import EACH_EVENT, EVENT_TYPE, LATE_EVENT
 
 _timestamp = attrgetter("timestamp")
 _epoch = datetime.timestamp
-_duration = attrgetter("duration_ms")
-_event_type = attrgetter("event_type")
-_device = attrgetter("device_type")
-_country = attrgetter("country")
-_category = attrgetter("page_category")
-_user = attrgetter("user_id")
-_session = attrgetter("session_id")
-_page = attrgetter("page_url")
-_referrer = attrgetter("referrer")
 
 
 @dataclass
 class Folded:
     deltas: list[WindowDelta]
     too_late: list[int]  # indexes into the batch's events
-    watermark: float | None  # the partition watermark after the batch
+    watermark_s: float | None  # the partition watermark after the batch
     late: int
 
 
 def fold(
     events: list[ClickEvent],
-    watermark: float | None,
+    watermark_s: float | None,
     sealed_before: int,
     windowing: Windowing,
 ) -> Folded:
     lateness = windowing.allowed_lateness_s
-    current = float("-inf") if watermark is None else watermark
+    current = float("-inf") if watermark_s is None else watermark_s
     if not events:
-        return Folded([], [], watermark, 0)
+        return Folded([], [], watermark_s, 0)
     # Aware datetimes compare in C; only the extremes need converting here.
     earliest = min(map(_timestamp, events)).timestamp()
     latest = max(map(_timestamp, events)).timestamp()
@@ -101,22 +94,40 @@ def fold(
 
 
 def _aggregate(window_start: int, events: list[ClickEvent], late: int) -> WindowDelta:
+    """One window's delta, one attribute per metric of statestore.metrics."""
     # Column-wise with map() and compress(): every pass over the events runs in C.
-    event_types = list(map(_event_type, events))
-    sessions = list(map(_session, events))
-    return WindowDelta(
-        window_start=window_start,
-        events=len(events),
-        duration_ms=sum(map(_duration, events)),
-        late=late,
-        event_types=Counter(event_types),
-        devices=Counter(map(_device, events)),
-        countries=Counter(map(_country, events)),
-        categories=Counter(map(_category, events)),
-        users=set(map(_user, events)),
-        sessions=set(sessions),
-        cart_sessions=set(compress(sessions, map(eq, event_types, repeat("add_to_cart")))),
-        purchase_sessions=set(compress(sessions, map(eq, event_types, repeat("purchase")))),
-        pages=Counter(map(_page, events)),
-        referrers=Counter(map(_referrer, events)),
-    )
+    # An attribute several metrics read is read once into a list; others stream.
+    columns = {attribute: list(map(attrgetter(attribute), events)) for attribute in _SHARED}
+
+    def values(metric: Metric) -> Iterable:
+        read = columns.get(metric.source)
+        if read is None:
+            read = map(attrgetter(metric.source), events)
+        if metric.only_event_type is None:
+            return read
+        return compress(read, map(eq, columns[EVENT_TYPE], repeat(metric.only_event_type)))
+
+    delta = WindowDelta(window_start)
+    for metric in METRICS:
+        if metric.source == EACH_EVENT:
+            value: object = len(events)
+        elif metric.source == LATE_EVENT:
+            value = late
+        elif metric.kind is Kind.COUNTER:
+            value = sum(values(metric))
+        elif metric.kind is Kind.HLL:
+            value = set(values(metric))
+        else:
+            value = Counter(values(metric))
+        setattr(delta, metric.name, value)
+    return delta
+
+
+def _shared_attributes() -> frozenset[str]:
+    sources = Counter(m.source for m in METRICS if m.source not in (EACH_EVENT, LATE_EVENT))
+    if any(metric.only_event_type for metric in METRICS):
+        sources[EVENT_TYPE] += 2
+    return frozenset(source for source, uses in sources.items() if uses > 1)
+
+
+_SHARED = _shared_attributes()

@@ -413,8 +413,8 @@ class Processor:
 
     def _export_gauges(self, partition: int, state: PartitionState) -> None:
         label = str(partition)
-        if state.watermark is not None:
-            WATERMARK_SECONDS.labels(label).set(state.watermark)
+        if state.watermark_s is not None:
+            WATERMARK_SECONDS.labels(label).set(state.watermark_s)
         _low, high = self.consumer.get_watermark_offsets(
             TopicPartition(self.topic, partition), cached=True
         )
@@ -443,7 +443,7 @@ class Processor:
 
 
 def _cursor(state: PartitionState) -> PartitionCursor:
-    return PartitionCursor(state.partition, state.fence, state.watermark, state.sealed_before)
+    return PartitionCursor(state.partition, state.fence, state.watermark_s, state.sealed_before)
 
 
 def run(config: Config) -> int:

@@ -7,9 +7,9 @@ left out. Idle means: its owner read it to the end, the log has not grown since
 hide records waiting in Kafka), and nothing was applied for a while.
 
 Two watermarks come out:
-- `watermark` closes windows (publishes them). When every partition is idle,
+- `watermark_s` closes windows (publishes them). When every partition is idle,
   wall-clock time drives it, so the last windows of a burst or a replay close.
-- `final_watermark` seals windows (final: later events go to the dead-letter
+- `final_watermark_s` seals windows (final: later events go to the dead-letter
   topic). It only follows event time: when every partition is idle, it
   advances from the newest event time by the time the stream has been quiet.
   A replay of yesterday's data that pauses therefore has its windows published
@@ -26,8 +26,8 @@ from statestore import PartitionState
 
 @dataclass(frozen=True)
 class StreamTime:
-    watermark: float | None  # None: some active partition has no watermark yet
-    final_watermark: float | None
+    watermark_s: float | None  # None: some active partition has no watermark yet
+    final_watermark_s: float | None
     idle: frozenset[int]
 
 
@@ -55,11 +55,11 @@ def stream_time(
     )
     active = [state for partition, state in states.items() if partition not in idle]
     if active:
-        if any(state.watermark is None for state in active):
+        if any(state.watermark_s is None for state in active):
             return StreamTime(None, None, idle)
-        slowest = min(state.watermark for state in active)
+        slowest = min(state.watermark_s for state in active)
         return StreamTime(slowest, slowest, idle)
-    seen = [state.watermark for state in states.values() if state.watermark is not None]
+    seen = [state.watermark_s for state in states.values() if state.watermark_s is not None]
     if not seen:
         return StreamTime(now_ms / 1000, None, idle)
     applied = [state.applied_at_ms for state in states.values() if state.applied_at_ms]

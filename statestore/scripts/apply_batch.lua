@@ -1,57 +1,70 @@
 -- Apply one source-partition batch atomically: window deltas, the offset fence,
 -- the partition watermark and dead-letter counts, or nothing at all.
 --
--- KEYS[1]   partition hash: fence, watermark, applied_at, owner, sealed_before,
+-- KEYS[1]   partition: hash of fence, watermark, applied_at, owner, sealed_before,
 --           dlq:<reason>
--- KEYS[2]   the partition's window index (zset, member and score = window start)
--- KEYS[3..] per window, 7 keys: counters hash, users HLL, sessions HLL,
---           cart-sessions HLL, purchase-sessions HLL, pages zset, referrers zset
--- ARGV[1]   expected fence: the fence the caller last read (-1 when none)
--- ARGV[2]   first offset of the batch, ARGV[3] last offset of the batch
--- ARGV[4]   batch watermark (max event time applied, epoch seconds; "" for none)
--- ARGV[5]   now (epoch ms), ARGV[6] TTL of window keys (seconds)
--- ARGV[7]   the applying replica's name (kept as the partition's owner)
--- ARGV[8]   W, the number of windows, then W window starts
--- then per window: counters (n, then n field/increment pairs), four HLLs (n, then n
--- members each), pages and referrers (n, then n member/increment pairs);
+-- KEYS[2]   window_index: the partition's windows (zset, member and score = start)
+-- KEYS[3..] per window, 1 + hll_keys + sorted_set_keys keys: its counters hash,
+--           its HLLs, its sorted sets (statestore.metrics.WINDOW_KEY_SUFFIXES)
+-- ARGV[1]   expected_fence: the fence the caller last read (-1 when none)
+-- ARGV[2]   first_offset: first offset of the batch
+-- ARGV[3]   last_offset: last offset of the batch
+-- ARGV[4]   watermark_s: batch watermark (max event time applied, epoch s; "" for none)
+-- ARGV[5]   now_ms: wall clock (epoch ms), kept as applied_at
+-- ARGV[6]   ttl_s: TTL of window keys (seconds)
+-- ARGV[7]   owner: the applying replica's name
+-- ARGV[8]   hll_keys: HLL keys per window
+-- ARGV[9]   sorted_set_keys: sorted-set keys per window
+-- ARGV[10]  windows: W, the number of windows, then W window starts
+-- then per window: counters (n, then n field/increment pairs), each HLL (n, then n
+-- members), each sorted set (n, then n member/increment pairs);
 -- then dead letters: n, then n reason/count pairs.
+-- (statestore.codec.APPLY_ARGV names these positions; a unit test holds them equal.)
 --
 -- Returns {status, fence, sealed_before}:
 --   1  applied; fence is now the batch's last offset
 --   0  stale: the stored fence is not the expected one, or the batch does not start
 --      after it (a replayed or zombie batch); nothing written
 --  -1  sealed: a window of the batch was finalized; nothing written, refold
-local part = KEYS[1]
-local stored = redis.call('HGET', part, 'fence')
-local fence = tonumber(stored or '-1')
-local sealed_before = tonumber(redis.call('HGET', part, 'sealed_before') or '-1')
-local first, last = tonumber(ARGV[2]), tonumber(ARGV[3])
+local partition, window_index = KEYS[1], KEYS[2]
+local expected_fence = tonumber(ARGV[1])
+local first_offset = tonumber(ARGV[2])
+local last_offset = ARGV[3]
+local watermark_s = ARGV[4]
+local now_ms = ARGV[5]
+local ttl_s = tonumber(ARGV[6])
+local owner = ARGV[7]
+local hll_keys = tonumber(ARGV[8])
+local sorted_set_keys = tonumber(ARGV[9])
+local windows = tonumber(ARGV[10])
+local HEADER = 10
+local PFADD_SLICE = 1000  -- unpack() is bounded by Lua's C stack; add members in slices
 
-if fence ~= tonumber(ARGV[1]) or first <= fence then
+local fence = tonumber(redis.call('HGET', partition, 'fence') or '-1')
+local sealed_before = tonumber(redis.call('HGET', partition, 'sealed_before') or '-1')
+
+if fence ~= expected_fence or first_offset <= fence then
   return {0, fence, sealed_before}
 end
 
-local nwindows = tonumber(ARGV[8])
-for i = 1, nwindows do
-  if tonumber(ARGV[8 + i]) < sealed_before then
+for i = 1, windows do
+  if tonumber(ARGV[HEADER + i]) < sealed_before then
     return {-1, fence, sealed_before}
   end
 end
 
-local ttl = tonumber(ARGV[6])
-local pos = 9 + nwindows
+local pos = HEADER + windows + 1
 local function take()
   local value = ARGV[pos]
   pos = pos + 1
   return value
 end
 
--- unpack() is bounded by Lua's C stack; add members in slices.
 local function add_members(key, n)
   local chunk = {}
   for _ = 1, n do
     chunk[#chunk + 1] = take()
-    if #chunk == 1000 then
+    if #chunk == PFADD_SLICE then
       redis.call('PFADD', key, unpack(chunk))
       chunk = {}
     end
@@ -61,39 +74,39 @@ local function add_members(key, n)
   end
 end
 
-for i = 1, nwindows do
-  local window_start = ARGV[8 + i]
-  local base = 2 + (i - 1) * 7
+local keys_per_window = 1 + hll_keys + sorted_set_keys
+for i = 1, windows do
+  local window_start = ARGV[HEADER + i]
+  local base = 2 + (i - 1) * keys_per_window
   local counters = KEYS[base + 1]
   for _ = 1, tonumber(take()) do
     local field = take()
     redis.call('HINCRBY', counters, field, take())
   end
-  for h = 2, 5 do
-    add_members(KEYS[base + h], tonumber(take()))
+  for h = 1, hll_keys do
+    add_members(KEYS[base + 1 + h], tonumber(take()))
   end
-  for z = 6, 7 do
-    local key = KEYS[base + z]
+  for z = 1, sorted_set_keys do
+    local key = KEYS[base + 1 + hll_keys + z]
     for _ = 1, tonumber(take()) do
       local member = take()
       redis.call('ZINCRBY', key, take(), member)
     end
   end
-  for k = 1, 7 do
-    redis.call('EXPIRE', KEYS[base + k], ttl)
+  for k = 1, keys_per_window do
+    redis.call('EXPIRE', KEYS[base + k], ttl_s)
   end
-  redis.call('ZADD', KEYS[2], window_start, window_start)
+  redis.call('ZADD', window_index, window_start, window_start)
 end
 
 for _ = 1, tonumber(take()) do
   local reason = take()
-  redis.call('HINCRBY', part, 'dlq:' .. reason, take())
+  redis.call('HINCRBY', partition, 'dlq:' .. reason, take())
 end
 
-local watermark = ARGV[4]
-local previous = redis.call('HGET', part, 'watermark')
-if watermark ~= '' and (not previous or tonumber(watermark) > tonumber(previous)) then
-  redis.call('HSET', part, 'watermark', watermark)
+local previous = redis.call('HGET', partition, 'watermark')
+if watermark_s ~= '' and (not previous or tonumber(watermark_s) > tonumber(previous)) then
+  redis.call('HSET', partition, 'watermark', watermark_s)
 end
-redis.call('HSET', part, 'fence', last, 'applied_at', ARGV[5], 'owner', ARGV[7])
-return {1, last, sealed_before}
+redis.call('HSET', partition, 'fence', last_offset, 'applied_at', now_ms, 'owner', owner)
+return {1, tonumber(last_offset), sealed_before}

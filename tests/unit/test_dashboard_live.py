@@ -11,7 +11,9 @@ from rich.console import Console
 from services.common.window_record import iso_utc, parse_iso
 from services.consumer.dashboard import DashboardState, render
 from services.consumer.status import Reading, compact, describe_age
+from services.consumer.text import OVERVIEW
 from services.consumer.windows import WindowBook
+from statestore import Display
 from tests.unit.test_dashboard_windows import window
 
 NOW = parse_iso("2024-10-26T11:12:30Z")
@@ -132,3 +134,11 @@ def test_compact_numbers_and_ages_fit_their_cells():
         "1.2M",
     ]
     assert [describe_age(s) for s in (3, 65, 7260)] == ["3s", "1m 05s", "2h 01m"]
+
+
+def test_every_overview_figure_of_the_metrics_table_has_a_row_in_both_window_panels():
+    text = "\n".join(screen(busy_state(), 120))
+    for metric in OVERVIEW:
+        label = metric.label.capitalize()
+        expected = 1 if metric.display is Display.LATE_OVERVIEW else 2  # latest and live
+        assert text.count(label) == expected, f"{label} cropped off a window panel"

@@ -14,7 +14,6 @@ from rich.console import Console
 from services.common.window_record import (
     MAX_ENTRIES,
     WindowRecord,
-    build_record,
     encode_record,
     parse_iso,
 )
@@ -36,7 +35,7 @@ from services.consumer.sanitize import (
 )
 from services.consumer.text import render_block
 from services.consumer.windows import WindowBook
-from statestore import WindowTotals
+from statestore import WindowTotals, build_record
 from tests.unit.test_dashboard_windows import window
 
 NOW = parse_iso("2024-10-26T11:12:30Z")
@@ -82,7 +81,7 @@ def test_every_record_the_processor_builds_is_admitted_unchanged():
         pages=Counter({"/cart": 3}),
         referrers=Counter({"google.com": 3}),
     )
-    record = build_record(totals, 300, revision=2, final=True, published_at=NOW + 0.25)
+    record = build_record(totals, 300, revision=2, final=True, published_at_s=NOW + 0.25)
     assert admit(encode_record(record), NOW, BOUND) == record
 
 

@@ -40,7 +40,7 @@ def test_events_split_into_tumbling_windows_with_exact_aggregates():
     assert first.cart_sessions == {"s2"} and first.purchase_sessions == set()
     assert first.pages == {"/a": 1, "/b": 1}
     assert second.purchase_sessions == {"s3"}
-    assert folded.watermark == T0 + 60 and folded.too_late == [] and folded.late == 0
+    assert folded.watermark_s == T0 + 60 and folded.too_late == [] and folded.late == 0
 
 
 def test_out_of_order_within_grace_is_on_time():
@@ -58,9 +58,11 @@ def test_event_after_its_window_closed_is_late_but_counts():
 
 
 def test_event_beyond_allowed_lateness_is_too_late_and_not_counted():
-    folded = fold([event(T0 + 30)], watermark=T0 + 30 + 121, sealed_before=-1, windowing=WINDOWING)
+    folded = fold(
+        [event(T0 + 30)], watermark_s=T0 + 30 + 121, sealed_before=-1, windowing=WINDOWING
+    )
     assert folded.too_late == [0] and folded.deltas == []
-    assert folded.watermark == T0 + 30 + 121  # a dropped event does not move the watermark
+    assert folded.watermark_s == T0 + 30 + 121  # a dropped event does not move the watermark
 
 
 def test_event_in_a_sealed_window_is_too_late_even_when_recent():
@@ -73,5 +75,5 @@ def test_event_in_a_sealed_window_is_too_late_even_when_recent():
 
 def test_watermark_is_carried_from_the_previous_batch():
     first = fold([event(T0 + 100)], None, -1, WINDOWING)
-    second = fold([event(T0 + 30)], first.watermark, -1, WINDOWING)
-    assert second.late == 1 and second.watermark == T0 + 100
+    second = fold([event(T0 + 30)], first.watermark_s, -1, WINDOWING)
+    assert second.late == 1 and second.watermark_s == T0 + 100

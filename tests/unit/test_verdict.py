@@ -9,6 +9,11 @@ from load import truth
 from load.dataset import Record
 from load.generate import Plan, generate
 from load.verdict import (
+    EXACT_FIELDS,
+    IDENTITY_FIELDS,
+    NOT_COMPARED,
+    TOP_FIELDS,
+    UNIQUE_FIELDS,
     DlqEntry,
     compare_dlq,
     compare_window,
@@ -37,25 +42,24 @@ def expected() -> dict:
 
 def faithful(window: dict, **changes) -> WindowRecord:
     """What a correct processor would publish for `window` as its final record."""
-    record = WindowRecord(
-        window_start=window["window_start"],
-        window_end=window["window_end"],
-        total_events=window["total_events"],
-        unique_users=window["unique_users"],
-        unique_sessions=window["unique_sessions"],
-        event_types=window["event_types"],
-        devices=window["devices"],
-        top_referrers=dict(list(window["top_referrers"].items())[:TOP_N]),
-        top_pages=dict(list(window["top_pages"].items())[:TOP_N]),
-        avg_duration_ms=window["avg_duration_ms"],
-        countries=window["countries"],
-        categories=window["categories"],
-        cart_sessions=window["cart_sessions"],
-        purchase_sessions=window["purchase_sessions"],
-        revision=2,
-        final=True,
-    )
+    fields = {name: window[name] for name in (*IDENTITY_FIELDS, *EXACT_FIELDS, *UNIQUE_FIELDS)}
+    fields.update({name: dict(list(window[name].items())[:TOP_N]) for name in TOP_FIELDS})
+    record = WindowRecord(**fields, revision=2, final=True)
     return msgspec.structs.replace(record, **changes)
+
+
+def test_every_record_field_is_compared_or_has_a_reason_not_to_be():
+    compared = [*IDENTITY_FIELDS, *EXACT_FIELDS, *UNIQUE_FIELDS, *TOP_FIELDS]
+    assert len(compared) == len(set(compared)) and not set(compared) & set(NOT_COMPARED)
+    uncovered = set(WindowRecord.__struct_fields__) - set(compared) - set(NOT_COMPARED)
+    assert not uncovered, f"record fields neither compared nor excused: {sorted(uncovered)}"
+    assert set(NOT_COMPARED) <= set(WindowRecord.__struct_fields__)
+
+
+def test_the_truth_holds_every_compared_field(expected):
+    window = next(iter(expected["windows"].values()))
+    compared = {*IDENTITY_FIELDS, *EXACT_FIELDS, *UNIQUE_FIELDS, *TOP_FIELDS}
+    assert compared <= set(window)
 
 
 def test_faithful_final_records_pass(expected):

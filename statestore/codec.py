@@ -1,0 +1,174 @@
+"""The wire codec: what goes into the apply script and what comes out of Redis rows.
+
+`APPLY_ARGV` names apply_batch.lua's fixed ARGV positions; the script reads
+each into a local of the same name (`local expected_fence = ARGV[1]`), and a
+unit test holds the two together, so a reorder on one side fails a test
+instead of silently corrupting state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from statestore.metrics import (
+    BREAKDOWNS,
+    BY_BREAKDOWN_PREFIX,
+    BY_COUNTER_FIELD,
+    COUNTERS,
+    HLLS,
+    LATE_EVENT,
+    SORTED_SETS,
+)
+from statestore.types import NO_FENCE, NOT_SEALED, Emission, PartitionState, WindowDelta
+
+# apply_batch.lua's KEYS: these two, then each window's keys (keys.Keys.window).
+APPLY_KEYS = ("partition", "window_index")
+# apply_batch.lua's fixed ARGV, in order (ARGV[1] is the first); then the window
+# starts, each window's data (encode_delta) and the dead letters (encode_dead_letters).
+APPLY_ARGV = (
+    "expected_fence",
+    "first_offset",
+    "last_offset",
+    "watermark_s",
+    "now_ms",
+    "ttl_s",
+    "owner",
+    "hll_keys",
+    "sorted_set_keys",
+    "windows",
+)
+# The other scripts' KEYS and ARGV, in order.
+CLAIM_KEYS = COMMIT_KEYS = ("emission",)
+CLAIM_ARGV = ("last_revision", "record", "version", "final", "ttl_s")
+COMMIT_ARGV = ("revision", "ttl_s")
+SEAL_KEYS = ("partition",)
+SEAL_ARGV = ("threshold",)
+DEAD_LETTER_PREFIX = "dlq:"  # partition hash fields counting dead letters by reason
+
+
+def script_args(names: Sequence[str], **values: object) -> list:
+    """A script's ARGV from named values, in the order `names` gives."""
+    if set(values) != set(names):
+        raise TypeError(f"script arguments {sorted(values)} are not {sorted(names)}")
+    return [values[name] for name in names]
+
+
+def apply_header(
+    expected_fence: int,
+    first_offset: int,
+    last_offset: int,
+    watermark_s: float | None,
+    now_ms: int,
+    ttl_s: int,
+    owner: str,
+    windows: int,
+) -> list:
+    return script_args(
+        APPLY_ARGV,
+        expected_fence=expected_fence,
+        first_offset=first_offset,
+        last_offset=last_offset,
+        watermark_s="" if watermark_s is None else f"{watermark_s:.3f}",
+        now_ms=now_ms,
+        ttl_s=ttl_s,
+        owner=owner,
+        hll_keys=len(HLLS),
+        sorted_set_keys=len(SORTED_SETS),
+        windows=windows,
+    )
+
+
+def encode_delta(delta: WindowDelta) -> list:
+    """One window's data in apply_batch.lua's layout: counters (n, then n field/increment
+    pairs), each HLL (n, then n members), each sorted set (n, then n member/increment pairs)."""
+    counters: list = []
+    for metric in COUNTERS:
+        value = getattr(delta, metric.name)
+        # Most windows never see a late event: no `late` field until one does.
+        if value or metric.source != LATE_EVENT:
+            counters += (metric.field, value)
+    for metric in BREAKDOWNS:
+        for name, count in getattr(delta, metric.name).items():
+            counters += (f"{metric.field}:{name}", count)
+    args: list = [len(counters) // 2, *counters]
+    for metric in HLLS:
+        members = getattr(delta, metric.name)
+        args.append(len(members))
+        args += members
+    for metric in SORTED_SETS:
+        counts = getattr(delta, metric.name)
+        args.append(len(counts))
+        for member, count in counts.items():
+            args += (member, count)
+    return args
+
+
+def encode_dead_letters(dead_letters: Mapping[str, int]) -> list:
+    args: list = [len(dead_letters)]
+    for reason, count in dead_letters.items():
+        args += (reason, count)
+    return args
+
+
+def add_counters(totals, row: Mapping[bytes, bytes]) -> None:
+    """Add a window's counters hash (HGETALL) to a WindowTotals."""
+    for raw_field, raw_value in row.items():
+        name, value = raw_field.decode(), int(raw_value)
+        counter = BY_COUNTER_FIELD.get(name)
+        if counter is not None:
+            setattr(totals, counter.name, getattr(totals, counter.name) + value)
+        else:
+            prefix, _, label = name.partition(":")
+            getattr(totals, BY_BREAKDOWN_PREFIX[prefix].name)[label] += value
+
+
+def add_sorted_set(totals, name: str, members: Sequence[tuple[bytes, float]]) -> None:
+    """Add a sorted set's members and scores (ZREVRANGE WITHSCORES) to a WindowTotals."""
+    counts = getattr(totals, name)
+    for member, score in members:
+        counts[member.decode()] += int(score)
+
+
+def partition_state(partition: int, row: Mapping[bytes, bytes]) -> PartitionState:
+    """A PartitionState from the partition hash (HGETALL); see keys.Keys.partition."""
+
+    def number(name: bytes, default=None, kind=int):
+        return kind(row[name]) if name in row else default
+
+    prefix = DEAD_LETTER_PREFIX.encode()
+    return PartitionState(
+        partition=partition,
+        fence=number(b"fence", NO_FENCE),
+        watermark_s=number(b"watermark", None, float),
+        applied_at_ms=number(b"applied_at"),
+        caught_up_offset=number(b"caught_up_offset"),
+        sealed_before=number(b"sealed_before", NOT_SEALED),
+        owner=row.get(b"owner", b"").decode(),
+        dead_letters={
+            name[len(prefix) :].decode(): int(value)
+            for name, value in row.items()
+            if name.startswith(prefix)
+        },
+    )
+
+
+def emission(row: Mapping[bytes, bytes]) -> Emission:
+    """An Emission from a window's emission hash (HGETALL); see keys.Keys.emission."""
+    return Emission(
+        revision=int(row.get(b"revision", 0)),
+        version=int(row.get(b"version", 0)),
+        final=row.get(b"final") == b"1",
+        pending_record=row.get(b"pending_record"),
+        pending_revision=int(row.get(b"pending_revision", 0)),
+        pending_final=row.get(b"pending_final") == b"1",
+    )
+
+
+def pending_claim(reply: Sequence) -> Emission:
+    """The pending claim claim_revision.lua returns: {0, record, version, final, revision}."""
+    return Emission(
+        revision=int(reply[4]) - 1,
+        pending_record=reply[1],
+        pending_revision=int(reply[4]),
+        pending_final=reply[3] == b"1",
+    )

@@ -1,0 +1,104 @@
+"""The emit protocol in-process: Emitter against StateStore on fakeredis."""
+
+from __future__ import annotations
+
+import fakeredis
+import pytest
+
+from services.common.errors import PublishError
+from services.common.window_record import decode_record
+from services.common.windowing import Windowing
+from services.processor.emit import Emitter
+from services.processor.watermark import StreamTime
+from statestore import StateStore
+from tests.statestore_contract import delta
+from tests.unit.protocol_fakes import Died, FakeProducer
+
+WINDOWING = Windowing(size_s=60, grace_s=10, allowed_lateness_s=120)
+T0 = 1_700_000_040  # a window start
+CLOSED = StreamTime(T0 + WINDOWING.size_s + WINDOWING.grace_s, None, frozenset())
+SEALING = StreamTime(T0 + 1000, T0 + 1000, frozenset())
+
+
+@pytest.fixture
+def store():
+    store = StateStore(fakeredis.FakeRedis(), "emit", "events")
+    store.apply_batch(0, -1, 0, 1, [delta(T0, users=("a", "b"))], T0 + 30, {}, now_ms=1)
+    return store
+
+
+def emitter(store, producer, owner="replica-a") -> Emitter:
+    return Emitter(store, producer, "metrics", WINDOWING, 1, owner, lease_ms=10_000)
+
+
+def tick(emitter: Emitter, stream: StreamTime) -> int:
+    return emitter.tick(lambda: stream, now_s=T0 + 100)
+
+
+def test_a_closed_window_is_published_once_and_committed(store):
+    producer = FakeProducer()
+    assert tick(emitter(store, producer), CLOSED) == 1
+    assert tick(emitter(store, producer), CLOSED) == 0  # unchanged: nothing new
+    (published,) = producer.delivered
+    record = decode_record(published.value)
+    assert (record.revision, record.total_events, record.unique_users) == (1, 2, 2)
+    assert store.emission(T0).revision == 1 and store.emission(T0).pending_record is None
+
+
+def test_an_open_window_is_not_published(store):
+    producer = FakeProducer()
+    assert tick(emitter(store, producer), StreamTime(T0 + 69, None, frozenset())) == 0
+    assert producer.delivered == []
+
+
+def test_a_failed_publish_leaves_the_claim_pending_and_the_next_tick_publishes_it(store):
+    broker = FakeProducer(fail=True)
+    with pytest.raises(PublishError):
+        tick(emitter(store, broker), CLOSED)
+    emission = store.emission(T0)
+    assert emission.revision == 0 and emission.pending_revision == 1
+    claimed = emission.pending_record
+    broker.fail = False
+    assert tick(emitter(store, broker), CLOSED) == 1
+    assert [record.value for record in broker.delivered] == [claimed]
+    assert store.emission(T0).revision == 1 and store.emission(T0).pending_record is None
+
+
+def test_an_unacknowledged_publish_leaves_the_claim_pending(store):
+    with pytest.raises(PublishError):
+        tick(emitter(store, FakeProducer(hold=True)), CLOSED)
+    assert store.emission(T0).pending_revision == 1 and store.emission(T0).revision == 0
+
+
+def test_a_revision_claimed_by_an_emitter_that_died_is_republished_with_the_same_bytes(store):
+    dying = FakeProducer(die=True)
+    with pytest.raises(Died):
+        tick(emitter(store, dying, owner="replica-a"), CLOSED)
+    ((sent, _callback),) = dying.queued  # produced, maybe delivered, never committed
+    store.release_emitter_lease("replica-a")  # its lease expires
+    # Later state changes must not leak into the claimed revision.
+    store.apply_batch(0, 1, 2, 2, [delta(T0, users=("c",))], T0 + 31, {}, now_ms=2)
+    successor = FakeProducer()
+    assert tick(emitter(store, successor, owner="replica-b"), CLOSED) == 2
+    first, second = successor.delivered
+    assert first.value == sent.value and first.key == sent.key
+    assert decode_record(first.value).revision == 1
+    assert (decode_record(second.value).revision, decode_record(second.value).total_events) == (
+        2,
+        3,
+    )
+
+
+def test_a_window_past_its_lateness_is_sealed_published_final_and_forgotten(store):
+    producer = FakeProducer()
+    assert tick(emitter(store, producer), SEALING) == 1
+    assert decode_record(producer.delivered[0].value).final
+    assert store.partition_states([0])[0].sealed_before == T0 + WINDOWING.size_s
+    assert store.windows_starting_by([0], T0) == []
+
+
+def test_only_the_lease_holder_publishes(store):
+    assert store.acquire_emitter_lease("replica-a", 10_000)
+    producer = FakeProducer()
+    assert tick(emitter(store, producer, owner="replica-b"), CLOSED) == 0
+    assert producer.delivered == []
