@@ -41,6 +41,8 @@ APPLY_ARGV = (
 CLAIM_KEYS = COMMIT_KEYS = ("emission",)
 CLAIM_ARGV = ("last_revision", "record", "version", "final", "ttl_s")
 COMMIT_ARGV = ("revision", "ttl_s")
+LEASE_KEYS = ("lease",)
+LEASE_ARGV = ("owner", "ttl_ms")
 SEAL_KEYS = ("partition",)
 SEAL_ARGV = ("threshold",)
 DEAD_LETTER_PREFIX = "dlq:"  # partition hash fields counting dead letters by reason

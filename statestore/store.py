@@ -9,6 +9,7 @@ retry because the fence or the claim makes a repeated call a no-op.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
@@ -21,6 +22,7 @@ from statestore import codec
 from statestore.codec import (
     CLAIM_ARGV,
     COMMIT_ARGV,
+    LEASE_ARGV,
     SEAL_ARGV,
     add_counters,
     add_sorted_set,
@@ -82,6 +84,7 @@ class StateStore:
         self._seal = client.register_script(_script("seal_window.lua"))
         self._claim = client.register_script(_script("claim_revision.lua"))
         self._commit = client.register_script(_script("commit_revision.lua"))
+        self._lease = client.register_script(_script("emitter_lease.lua"))
         self.retry = retry or RedisRetry()
 
     @classmethod
@@ -334,36 +337,14 @@ class StateStore:
 
     def acquire_emitter_lease(self, owner: str, ttl_ms: int) -> bool:
         """Take or renew the lease that lets one replica run the emitter."""
-        key = self.keys.emitter_lease()
-
-        def acquire() -> bool:
-            if self.redis.set(key, owner, nx=True, px=ttl_ms):
-                return True
-            with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    pipe.watch(key)
-                    if pipe.get(key) != owner.encode():
-                        return False
-                    pipe.multi()
-                    pipe.pexpire(key, ttl_ms)
-                    pipe.execute()
-                    return True
-                except redis.WatchError:
-                    return False
-
-        return self._call(acquire)
+        key, args = self.keys.emitter_lease(), script_args(LEASE_ARGV, owner=owner, ttl_ms=ttl_ms)
+        return bool(self._call(lambda: self._lease(keys=[key], args=args)))
 
     def release_emitter_lease(self, owner: str) -> None:
-        key = self.keys.emitter_lease()
-        with self.redis.pipeline(transaction=True) as pipe:
-            try:
-                pipe.watch(key)
-                if pipe.get(key) == owner.encode():
-                    pipe.multi()
-                    pipe.delete(key)
-                    pipe.execute()
-            except (redis.WatchError, redis.ConnectionError, redis.TimeoutError):
-                pass  # the lease expires on its own
+        """Hand the lease back at shutdown; if Redis is away it simply expires."""
+        key, args = self.keys.emitter_lease(), script_args(LEASE_ARGV, owner=owner, ttl_ms=0)
+        with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
+            self._lease(keys=[key], args=args)
 
     # -- topology, for readers ---------------------------------------------------
 

@@ -6,6 +6,7 @@ so its counts are exact; on real Redis small cardinalities are exact too.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 
@@ -139,7 +140,19 @@ class StateStoreContract:
         assert store.acquire_emitter_lease("a", 5000)
         assert not store.acquire_emitter_lease("b", 5000)
         assert store.acquire_emitter_lease("a", 5000)
+        store.release_emitter_lease("b")  # not the holder: nothing changes
+        assert not store.acquire_emitter_lease("b", 5000)
         store.release_emitter_lease("a")
+        assert store.acquire_emitter_lease("b", 5000)
+
+    def test_an_unrenewed_emitter_lease_expires(self, store):
+        assert store.acquire_emitter_lease("a", 5000)
+        assert 0 < store.redis.pttl(store.keys.emitter_lease()) <= 5000
+        store.redis.pexpire(store.keys.emitter_lease(), 1)
+        wait = time.monotonic() + 5
+        while store.redis.exists(store.keys.emitter_lease()):
+            assert time.monotonic() < wait, "the lease never expired"
+            time.sleep(0.01)
         assert store.acquire_emitter_lease("b", 5000)
 
     def test_in_progress_window_is_the_newest_unpublished_one(self, store):

@@ -25,6 +25,8 @@ from statestore.codec import (
     CLAIM_KEYS,
     COMMIT_ARGV,
     COMMIT_KEYS,
+    LEASE_ARGV,
+    LEASE_KEYS,
     SEAL_ARGV,
     SEAL_KEYS,
 )
@@ -138,6 +140,7 @@ SCRIPTS = {
     "claim_revision.lua": (CLAIM_KEYS, CLAIM_ARGV),
     "commit_revision.lua": (COMMIT_KEYS, COMMIT_ARGV),
     "seal_window.lua": (SEAL_KEYS, SEAL_ARGV),
+    "emitter_lease.lua": (LEASE_KEYS, LEASE_ARGV),
 }
 
 
