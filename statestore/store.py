@@ -159,9 +159,25 @@ class StateStore:
         )
 
     @classmethod
-    def from_url(cls, url: str, namespace: str, topic: str, **kwargs) -> StateStore:
+    def from_url(
+        cls,
+        url: str,
+        namespace: str,
+        topic: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tls_ca_file: str | None = None,
+        **kwargs,
+    ) -> StateStore:
+        # Credentials as arguments, not in the URL, so any character in them is safe.
+        auth = {"username": username, "password": password, "ssl_ca_certs": tls_ca_file}
         client = redis.Redis.from_url(
-            url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
+            url,
+            socket_timeout=10,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+            **{name: value for name, value in auth.items() if value},
         )
         return cls(client, namespace, topic, **kwargs)
 

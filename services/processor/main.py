@@ -106,7 +106,11 @@ class Processor:
             config.window_seconds, config.grace_seconds, config.allowed_lateness_seconds
         )
         self.store = StateStore.from_url(
-            config.redis_url, config.state_namespace, self.topic, ttl_s=config.state_ttl_seconds
+            config.redis_url,
+            config.state_namespace,
+            self.topic,
+            ttl_s=config.state_ttl_seconds,
+            **cfg.redis_options(config),
         )
         self.consumer = make_consumer(
             config,
