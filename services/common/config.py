@@ -182,7 +182,7 @@ REDIS = (
     Setting(
         "REDIS_URL",
         "redis://127.0.0.1:6379/0",
-        "Redis holding window state (rediss:// for TLS); no password in it: see REDIS_PASSWORD",
+        "Redis holding window state (rediss:// for TLS); give a password as REDIS_PASSWORD",
     ),
     Setting("REDIS_USERNAME", "", "Redis ACL user (Redis 6+); empty: the default user"),
     Setting("REDIS_PASSWORD", "", "Redis AUTH password; empty: no AUTH", secret=True),
