@@ -81,6 +81,31 @@ def test_redis_password_is_its_own_masked_setting_passed_to_the_store():
     assert cfg.redis_options(parse([], {})) == {}
 
 
+def test_store_from_config_hands_credentials_and_ca_to_a_tls_connection():
+    from statestore import StateStore
+
+    config = parse(
+        [],
+        {
+            "REDIS_URL": "rediss://cache.example:6380/2",
+            "REDIS_USERNAME": "clickstream",
+            "REDIS_PASSWORD": "p@ss/w#rd",
+            "REDIS_TLS_CA_FILE": "/ca.pem",
+        },
+    )
+    store = StateStore.from_url(config.redis_url, "ns", "events", **cfg.redis_options(config))
+    pool = store.redis.connection_pool  # nothing connects until the first command
+    assert pool.connection_class.__name__ == "SSLConnection"
+    assert {k: pool.connection_kwargs[k] for k in ("host", "port", "db")} == {
+        "host": "cache.example",
+        "port": 6380,
+        "db": 2,
+    }
+    assert pool.connection_kwargs["username"] == "clickstream"
+    assert pool.connection_kwargs["password"] == "p@ss/w#rd"
+    assert pool.connection_kwargs["ssl_ca_certs"] == "/ca.pem"
+
+
 def test_redis_options_refuse_two_passwords_and_a_ca_without_tls():
     with pytest.raises(ConfigError, match="REDIS_URL carries a password too"):
         cfg.redis_options(parse([], {"REDIS_URL": "redis://:a@r:6379/0", "REDIS_PASSWORD": "b"}))
