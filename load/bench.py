@@ -28,7 +28,7 @@ from load import dataset
 from load.dataset import Record
 from load.fleet import ProcessorFleet
 from load.replay import replay
-from services.common.config import Config, Setting, positive_int
+from services.common.config import Config, Setting, positive_int, redis_options
 from services.common.kafka import make_admin, make_consumer, make_producer
 from services.common.logging import get_logger
 from services.common.schema import encode_event
@@ -133,6 +133,9 @@ class Bench:
         return {
             "KAFKA_BOOTSTRAP_SERVERS": self.config.kafka_bootstrap_servers,
             "REDIS_URL": self.config.redis_url,
+            "REDIS_USERNAME": self.config.redis_username,
+            "REDIS_PASSWORD": self.config.redis_password,
+            "REDIS_TLS_CA_FILE": self.config.redis_tls_ca_file,
             "EVENTS_TOPIC": topic,
             "METRICS_TOPIC": self.metrics_topic,
             "DLQ_TOPIC": self.dlq_topic,
@@ -147,7 +150,9 @@ class Bench:
         """Events/s end to end into Redis (from the first applied batch to the last) and
         the first replica's peak RSS in MB."""
         namespace = f"bench-{self.run_id}-{uuid.uuid4().hex[:6]}"
-        store = StateStore.from_url(self.config.redis_url, namespace, topic)
+        store = StateStore.from_url(
+            self.config.redis_url, namespace, topic, **redis_options(self.config)
+        )
         fleet = ProcessorFleet(self.processor_env(topic, namespace), self.log_dir)
         fleet.start_all(replicas)
         try:
@@ -188,7 +193,9 @@ class Bench:
         windowing = Windowing(window, grace)
         topic = self.topic(f"live-{uuid.uuid4().hex[:4]}")
         namespace = f"bench-{self.run_id}-delay"
-        store = StateStore.from_url(self.config.redis_url, namespace, topic)
+        store = StateStore.from_url(
+            self.config.redis_url, namespace, topic, **redis_options(self.config)
+        )
         fleet = ProcessorFleet(
             self.processor_env(
                 topic,
@@ -256,7 +263,9 @@ class Bench:
         """Seconds from SIGKILL of a replica until all its partitions are applied again."""
         topic = self.topic(f"takeover-{uuid.uuid4().hex[:4]}")
         namespace = f"bench-{self.run_id}-takeover"
-        store = StateStore.from_url(self.config.redis_url, namespace, topic)
+        store = StateStore.from_url(
+            self.config.redis_url, namespace, topic, **redis_options(self.config)
+        )
         fleet = ProcessorFleet(self.processor_env(topic, namespace), self.log_dir)
         stop = threading.Event()
         traffic = threading.Thread(target=self.live_traffic, args=(topic, seconds, rate, stop))

@@ -42,7 +42,7 @@ def run(config: Config) -> int:
         )
         processor = processor_main.Processor(processor_config)
         stop = threading.Event()
-        store = StateStore.from_url(config.redis_url, namespace, topic)
+        store = StateStore.from_url(config.redis_url, namespace, topic, **cfg.redis_options(config))
         started = time.perf_counter()
 
         def stop_when_applied() -> None:

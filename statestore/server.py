@@ -28,3 +28,22 @@ def require_noeviction(client: redis.Redis, allow_eviction: bool) -> str:
             f"REDIS_ALLOW_EVICTION=true if you accept that risk"
         )
     return policy
+
+
+# SCAN and UNLINK in slices: bounded work per round trip on a large namespace.
+SCAN_COUNT = 1000
+UNLINK_BATCH = 500
+
+
+def delete_matching(client: redis.Redis, pattern: str) -> int:
+    """UNLINK every key matching `pattern`; returns how many."""
+    deleted = 0
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=pattern, count=SCAN_COUNT):
+        batch.append(key)
+        if len(batch) >= UNLINK_BATCH:
+            deleted += client.unlink(*batch)
+            batch = []
+    if batch:
+        deleted += client.unlink(*batch)
+    return deleted

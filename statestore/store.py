@@ -34,6 +34,7 @@ from statestore.codec import (
 from statestore.keys import Keys
 from statestore.metrics import COUNTERS, EACH_EVENT, HLLS, SORTED_SETS
 from statestore.retry import RedisRetry
+from statestore.server import delete_matching
 from statestore.types import (
     ApplyResult,
     ApplyStatus,
@@ -58,8 +59,6 @@ HEALTH_CHECK_INTERVAL_S = 30
 # still counts in full.
 TOP_READ = 1000
 SCRATCH_TTL_MS = 60_000  # a crashed merge's scratch HLLs vanish on their own
-RESET_SCAN_COUNT = 1000
-RESET_UNLINK_BATCH = 500
 # The counter whose sum is a window's version: it changes exactly when the window does.
 _VERSION_FIELD = next(metric.field for metric in COUNTERS if metric.source == EACH_EVENT)
 
@@ -88,12 +87,25 @@ class StateStore:
         self.retry = retry or RedisRetry()
 
     @classmethod
-    def from_url(cls, url: str, namespace: str, topic: str, **kwargs) -> StateStore:
+    def from_url(
+        cls,
+        url: str,
+        namespace: str,
+        topic: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tls_ca_file: str | None = None,
+        **kwargs,
+    ) -> StateStore:
+        # Credentials as arguments, not in the URL, so any character in them is safe.
+        auth = {"username": username, "password": password, "ssl_ca_certs": tls_ca_file}
         client = redis.Redis.from_url(
             url,
             socket_timeout=SOCKET_TIMEOUT_S,
             socket_connect_timeout=CONNECT_TIMEOUT_S,
             health_check_interval=HEALTH_CHECK_INTERVAL_S,
+            **{name: value for name, value in auth.items() if value},
         )
         return cls(client, namespace, topic, **kwargs)
 
@@ -375,15 +387,4 @@ class StateStore:
 
     def reset(self) -> int:
         """Delete every key of this namespace (all topics); returns how many."""
-        deleted = 0
-        batch: list[bytes] = []
-        for key in self.redis.scan_iter(
-            match=self.keys.namespace_pattern(), count=RESET_SCAN_COUNT
-        ):
-            batch.append(key)
-            if len(batch) >= RESET_UNLINK_BATCH:
-                deleted += self.redis.unlink(*batch)
-                batch = []
-        if batch:
-            deleted += self.redis.unlink(*batch)
-        return deleted
+        return delete_matching(self.redis, self.keys.namespace_pattern())

@@ -70,8 +70,16 @@ class Config:
         return shown
 
 
+# The userinfo runs to the last "@": a raw password may hold "/", "@", "#" or ":", and a
+# host, port or database never holds "@". A `password=` query argument is masked too.
+_URL_USERINFO_PASSWORD = re.compile(r"(://[^:/@]*:).*@")
+_URL_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*")
+
+
 def mask_url_password(url: str) -> str:
-    return re.sub(r"(://[^:/@]*:)[^@/]+@", r"\1***@", url)
+    # The query first: an "@" in its password must not pass for the end of a userinfo.
+    masked = _URL_QUERY_PASSWORD.sub(r"\1***", url)
+    return _URL_USERINFO_PASSWORD.sub(r"\1***@", masked, count=1)
 
 
 def parse_bool(text: str) -> bool:
@@ -170,7 +178,18 @@ TOPICS = (
     Setting("METRICS_TOPIC", "clickstream-metrics", "topic of per-window metrics"),
     Setting("DLQ_TOPIC", "clickstream-events-dlq", "dead-letter topic for rejected events"),
 )
-REDIS = (Setting("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding window state"),)
+REDIS = (
+    Setting(
+        "REDIS_URL",
+        "redis://127.0.0.1:6379/0",
+        "Redis holding window state (rediss:// for TLS); give a password as REDIS_PASSWORD",
+    ),
+    Setting("REDIS_USERNAME", "", "Redis ACL user (Redis 6+); empty: the default user"),
+    Setting("REDIS_PASSWORD", "", "Redis AUTH password; empty: no AUTH", secret=True),
+    Setting(
+        "REDIS_TLS_CA_FILE", "", "CA certificate (PEM) for a rediss:// server; empty: system CAs"
+    ),
+)
 LOGGING = (
     Setting(
         "LOG_LEVEL",
@@ -213,3 +232,25 @@ REDIS_RETRY_SECONDS = Setting(
     "service exits; meanwhile it waits and reports not ready",
     parse=positive_float,
 )
+
+
+def redis_options(config: Config) -> dict[str, str]:
+    """The credentials and TLS CA for StateStore.from_url, from the REDIS_* settings.
+
+    The password travels apart from REDIS_URL so that no character in it can change
+    where the URL points, and so that a Secret can feed it to a pod unchanged.
+    """
+    url = config.redis_url
+    if config.redis_password and mask_url_password(url) != url:
+        # redis-py lets a password in the URL win silently; two sources is a mistake.
+        raise ConfigError("REDIS_PASSWORD is set and REDIS_URL carries a password too: keep one")
+    if config.redis_tls_ca_file and not url.startswith("rediss://"):
+        raise ConfigError(
+            f"REDIS_TLS_CA_FILE is set but REDIS_URL={mask_url_password(url)!r} is not rediss://"
+        )
+    options = {
+        "username": config.redis_username,
+        "password": config.redis_password,
+        "tls_ca_file": config.redis_tls_ca_file,
+    }
+    return {name: value for name, value in options.items() if value}

@@ -132,7 +132,12 @@ def live_window_source(config: Config) -> Callable[[], WindowRecord | None]:
     The window length comes from the topology the processor recorded in Redis, so
     the view is right even when this process's WINDOW_SECONDS differs.
     """
-    store = StateStore.from_url(config.redis_url, config.state_namespace, config.events_topic)
+    store = StateStore.from_url(
+        config.redis_url,
+        config.state_namespace,
+        config.events_topic,
+        **cfg.redis_options(config),
+    )
 
     def in_progress() -> WindowRecord | None:
         found = store.in_progress_window()

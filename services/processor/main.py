@@ -142,6 +142,7 @@ class Processor:
             self.topic,
             ttl_s=config.state_ttl_seconds,
             retry=RedisRetry(config.redis_retry_seconds, self._redis_fault_hooks()),
+            **cfg.redis_options(config),
         )
         self.consumer = make_consumer(
             config,

@@ -19,149 +19,33 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.deploy.chart import (
+    ALERTS,
+    CHART,
+    DASHBOARD,
+    HERE,
+    KUBERNETES_VERSION,
+    MINIMAL,
+    ROOT,
+    VALUE_SETS,
+    Tools,
+    by_kind,
+    container,
+    env_of,
+    helm,
+    rendered,
+    template,
+    validate,
+)
 from tests.deploy.promql import dashboard_queries, exported_names, metric_names
 
 pytestmark = pytest.mark.timeout(1800)  # the first run builds helm and promtool
-
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "clickstream"
-HERE = Path(__file__).resolve().parent
-DASHBOARD = ROOT / "deploy" / "grafana" / "clickstream-dashboard.json"
-ALERTS = ROOT / "deploy" / "prometheus" / "clickstream-alerts.yaml"
-KUBERNETES_VERSION = "1.33.0"
-RELEASE, NAMESPACE = "clickstream", "kafka"
-
-# Value sets rendered and validated; files live in charts/clickstream/ci/.
-VALUE_SETS = {
-    "defaults": None,
-    "defaults-with-producer": "default-values.yaml",
-    "external-redis": "external-redis-values.yaml",
-    "topics-off": "topics-off-values.yaml",
-    "keda-servicemonitor": "keda-servicemonitor-values.yaml",
-}
-
-
-@dataclass(frozen=True)
-class Tools:
-    helm: Path
-    python: Path  # has kubernetes-validate, PyYAML and jsonschema
-    hadolint: Path
-    promtool: Path
-
-    def yaml(self, path: Path) -> list[Any]:
-        """The documents of a YAML file (the project's own venv has no YAML parser)."""
-        code = (
-            "import json, sys, yaml; "
-            "json.dump(list(yaml.safe_load_all(open(sys.argv[1]))), sys.stdout)"
-        )
-        out = subprocess.run(
-            [str(self.python), "-c", code, str(path)], capture_output=True, text=True, check=True
-        )
-        return json.loads(out.stdout)
-
-
-@pytest.fixture(scope="session")
-def tools() -> Tools:
-    result = subprocess.run(
-        ["bash", str(ROOT / "deploy" / "k8s-tools.sh")], capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        pytest.fail(f"deploy/k8s-tools.sh failed:\n{result.stderr}")
-    directory = Path(result.stdout.strip().splitlines()[-1])
-    return Tools(
-        directory / "bin" / "helm",
-        directory / "venv" / "bin" / "python",
-        directory / "bin" / "hadolint",
-        directory / "bin" / "promtool",
-    )
-
-
-@pytest.fixture(scope="session")
-def chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the chart without its Redis dependency (which cannot be fetched here)."""
-    copy = tmp_path_factory.mktemp("chart") / "clickstream"
-    shutil.copytree(CHART, copy)
-    chart_yaml = copy / "Chart.yaml"
-    text = chart_yaml.read_text()
-    stripped = re.sub(r"(?m)^dependencies:\n(?:(?:[ #-].*)?\n)*", "", text)
-    assert "dependencies" not in stripped and stripped != text
-    chart_yaml.write_text(stripped)
-    return copy
-
-
-def helm(tools: Tools, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(tools.helm), *args], capture_output=True, text=True)
-
-
-def template(
-    tools: Tools, chart: Path, values_file: str | None = None, *sets: str
-) -> subprocess.CompletedProcess[str]:
-    args = [
-        "template",
-        RELEASE,
-        str(chart),
-        "--namespace",
-        NAMESPACE,
-        "--kube-version",
-        KUBERNETES_VERSION,
-    ]
-    if values_file:
-        args += ["-f", str(chart / "ci" / values_file)]
-    for assignment in sets:
-        args += ["--set", assignment]
-    return helm(tools, *args)
-
-
-def validate(tools: Tools, manifests: str, tmp_path: Path) -> tuple[list[dict], list[str]]:
-    rendered = tmp_path / "rendered.yaml"
-    rendered.write_text(manifests)
-    result = subprocess.run(
-        [
-            str(tools.python),
-            str(HERE / "validate_manifests.py"),
-            str(rendered),
-            "--kubernetes-version",
-            KUBERNETES_VERSION,
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode in (0, 1), result.stderr
-    report = json.loads(result.stdout)
-    return report["resources"], report["errors"]
-
-
-def rendered(
-    tools: Tools, chart: Path, tmp_path: Path, values_file: str | None = None, *sets: str
-) -> list[dict]:
-    """Render and validate; fail on any render or schema error."""
-    result = template(tools, chart, values_file, *sets)
-    assert result.returncode == 0, result.stderr
-    resources, errors = validate(tools, result.stdout, tmp_path)
-    assert errors == []
-    return resources
-
-
-def by_kind(resources: list[dict], kind: str) -> dict[str, dict]:
-    return {r["metadata"]["name"]: r for r in resources if r["kind"] == kind}
-
-
-def container(deployment: dict) -> dict:
-    (only,) = deployment["spec"]["template"]["spec"]["containers"]
-    return only
-
-
-def env_of(deployment: dict) -> list[dict]:
-    return container(deployment).get("env", [])
-
 
 # --- Chart.yaml, lint, render + schema validation ------------------------------------------
 
@@ -204,9 +88,9 @@ def test_rendered_value_set_validates_against_kubernetes_schemas(
 
 
 def test_values_schema_rejects_misspelt_sections_and_bad_types(tools: Tools, chart: Path) -> None:
-    misspelt = template(tools, chart, None, "procesor.replicas=2")
+    misspelt = template(tools, chart, MINIMAL, "procesor.replicas=2")
     assert misspelt.returncode != 0 and "procesor" in misspelt.stderr
-    zero = template(tools, chart, None, "processor.replicas=0")
+    zero = template(tools, chart, MINIMAL, "processor.replicas=0")
     assert zero.returncode != 0 and "/processor/replicas" in zero.stderr
 
 
@@ -232,18 +116,18 @@ def test_validator_rejects_unknown_fields_and_bad_custom_resources(
 def test_processor_replicas_above_event_partitions_fail_the_template(
     tools: Tools, chart: Path
 ) -> None:
-    result = template(tools, chart, None, "processor.replicas=7")
+    result = template(tools, chart, MINIMAL, "processor.replicas=7")
     assert result.returncode != 0
     assert "processor.replicas (7) exceeds the events topic's partitions" in result.stderr
     assert "topics.events.partitions=6" in result.stderr
-    raised = template(tools, chart, None, "processor.replicas=7", "topics.events.partitions=12")
+    raised = template(tools, chart, MINIMAL, "processor.replicas=7", "topics.events.partitions=12")
     assert raised.returncode == 0, raised.stderr
 
 
 def test_processor_replicas_equal_to_partitions_render(
     tools: Tools, chart: Path, tmp_path: Path
 ) -> None:
-    resources = rendered(tools, chart, tmp_path, None, "processor.replicas=6")
+    resources = rendered(tools, chart, tmp_path, MINIMAL, "processor.replicas=6")
     assert by_kind(resources, "Deployment")["clickstream-processor"]["spec"]["replicas"] == 6
 
 
@@ -260,74 +144,6 @@ def test_keda_scales_processor_up_to_partitions_at_most(
     assert "replicas" not in by_kind(resources, "Deployment")["clickstream-processor"]["spec"]
     too_many = template(tools, chart, "keda-servicemonitor-values.yaml", "keda.minReplicas=7")
     assert too_many.returncode != 0 and "keda.minReplicas (7) exceeds" in too_many.stderr
-
-
-# --- secrets and connection settings -------------------------------------------------------
-
-
-def test_redis_url_is_built_from_the_password_secret(
-    tools: Tools, chart: Path, tmp_path: Path
-) -> None:
-    resources = rendered(tools, chart, tmp_path)
-    env = env_of(by_kind(resources, "Deployment")["clickstream-processor"])
-    names = [e["name"] for e in env]
-    # $(REDIS_PASSWORD) only expands when the variable is defined earlier in the list.
-    assert names.index("REDIS_PASSWORD") < names.index("REDIS_URL")
-    password = env[names.index("REDIS_PASSWORD")]["valueFrom"]["secretKeyRef"]
-    assert password == {"name": "clickstream-redis-auth", "key": "redis-password"}
-    url = env[names.index("REDIS_URL")]["value"]
-    assert url == "redis://:$(REDIS_PASSWORD)@clickstream-redis-master.kafka.svc:6379/0"
-    # The chart-made Secret is the one the subchart reads (redis.auth.existingSecret).
-    assert set(by_kind(resources, "Secret")["clickstream-redis-auth"]["data"]) == {"redis-password"}
-    # Only the processor talks to Redis.
-    consumer_env = env_of(by_kind(resources, "Deployment")["clickstream-consumer"])
-    assert not {"REDIS_URL", "REDIS_PASSWORD"} & {e["name"] for e in consumer_env}
-
-
-def test_external_redis_and_sasl_passwords_come_from_secrets(
-    tools: Tools, chart: Path, tmp_path: Path
-) -> None:
-    resources = rendered(tools, chart, tmp_path, "external-redis-values.yaml")
-    assert "clickstream-redis-auth" not in by_kind(resources, "Secret")
-    env = {e["name"]: e for e in env_of(by_kind(resources, "Deployment")["clickstream-processor"])}
-    assert env["REDIS_URL"]["value"] == (
-        "rediss://:$(REDIS_PASSWORD)@clickstream.abc123.use1.cache.amazonaws.com:6379/0"
-    )
-    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-        "name": "clickstream-elasticache",
-        "key": "auth-token",
-    }
-    assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-        "name": "clickstream",
-        "key": "password",
-    }
-    config = by_kind(resources, "ConfigMap")["clickstream-config"]["data"]
-    assert config["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
-    assert config["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
-    assert config["KAFKA_SSL_CA_LOCATION"] == "/etc/clickstream/kafka-ca/ca.crt"
-    assert not any("PASSWORD" in key for key in config)
-
-
-@pytest.mark.parametrize(
-    "assignment", ["processor.env.KAFKA_SASL_PASSWORD=hunter2", "consumer.env.REDIS_URL=x"]
-)
-def test_secrets_set_as_plain_env_values_are_refused(
-    tools: Tools, chart: Path, assignment: str
-) -> None:
-    result = template(tools, chart, None, assignment)
-    assert result.returncode != 0 and "secrets are not values" in result.stderr
-
-
-def test_sasl_without_a_password_secret_is_refused(tools: Tools, chart: Path) -> None:
-    result = template(
-        tools,
-        chart,
-        None,
-        "kafka.securityProtocol=SASL_SSL",
-        "kafka.sasl.mechanism=SCRAM-SHA-512",
-        "kafka.sasl.username=clickstream",
-    )
-    assert result.returncode != 0 and "kafka.sasl.existingSecret" in result.stderr
 
 
 # --- pods, network, topics -----------------------------------------------------------------
@@ -349,9 +165,14 @@ def test_every_pod_runs_locked_down_with_probes_on_the_health_endpoints(
         }, name
         assert main["livenessProbe"]["httpGet"]["path"] == "/healthz", name
         assert main["readinessProbe"]["httpGet"]["path"] == "/readyz", name
+        # Out of rotation after two failed checks (Redis or Kafka down), back after one.
+        assert main["readinessProbe"]["failureThreshold"] == 2, name
+        assert main["readinessProbe"]["successThreshold"] == 1, name
         assert main["ports"] == [{"name": "metrics", "containerPort": 9100, "protocol": "TCP"}]
         assert {"requests", "limits"} <= set(main["resources"]), name
         assert pod["terminationGracePeriodSeconds"] >= 10, name
+        # A pod that is not ready is the one whose metrics matter: keep it scraped.
+        assert by_kind(resources, "Service")[name]["spec"]["publishNotReadyAddresses"] is True
         command = name.removeprefix("clickstream-")
         assert (
             main["args"][0]
@@ -374,7 +195,9 @@ def test_network_policies_allow_only_dns_kafka_redis_egress_and_metrics_ingress(
         assert spec["policyTypes"] == ["Ingress", "Egress"]
         assert spec["ingress"] == [{"ports": [{"port": "metrics", "protocol": "TCP"}]}]
         egress_ports = [{p["port"] for p in rule["ports"]} for rule in spec["egress"]]
-        expected = [{53}, {9092, 9093}] + ([{6379}] if name.endswith("processor") else [])
+        # The dashboard reads the window in progress from Redis (consumer.livePanel).
+        uses_redis = not name.endswith("producer")
+        expected = [{53}, {9092, 9093}] + ([{6379}] if uses_redis else [])
         assert egress_ports == expected, name
         kafka_peer = spec["egress"][1]["to"][0]
         assert kafka_peer["podSelector"]["matchLabels"]["strimzi.io/cluster"] == "data-on-eks"
@@ -407,18 +230,6 @@ def test_kafka_topics_match_the_services_topic_specs(
             {k: str(v) for k, v in spec["config"].items()},
         )
     assert actual == expected
-
-
-@pytest.fixture(scope="session")
-def notes_chart(chart: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The chart copy plus a template that renders NOTES.txt (helm template skips it)."""
-    copy = tmp_path_factory.mktemp("notes") / "clickstream"
-    shutil.copytree(chart, copy)
-    (copy / "templates" / "zz-notes.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: rendered-notes\ndata:\n"
-        '  notes: |\n{{ include "clickstream/templates/NOTES.txt" . | indent 4 }}\n'
-    )
-    return copy
 
 
 @pytest.mark.parametrize("value_set", VALUE_SETS)
@@ -607,7 +418,7 @@ def test_static_membership_runs_processors_as_a_statefulset_named_by_pod(
     assert env["GROUP_INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     target = by_kind(resources, "ScaledObject")["clickstream-processor"]["spec"]["scaleTargetRef"]
     assert target == {"kind": "StatefulSet", "name": "clickstream-processor"}
-    defaults = rendered(tools, chart, tmp_path, None)
+    defaults = rendered(tools, chart, tmp_path)
     assert "GROUP_INSTANCE_ID" not in {
         e["name"] for e in env_of(by_kind(defaults, "Deployment")["clickstream-processor"])
     }

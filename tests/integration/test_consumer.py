@@ -20,6 +20,7 @@ import msgspec
 import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
+from services.common.config import redis_options
 from services.common.kafka import make_admin, make_consumer, make_producer
 from services.common.window_record import WindowRecord, encode_record, iso_utc, parse_iso
 from services.consumer import main as consumer
@@ -275,7 +276,12 @@ def test_live_window_is_the_processors_unpublished_state_in_redis(pipeline):
     from statestore import StateStore, WindowDelta
 
     config = pipeline.config(consumer.SETTINGS, WINDOW_SECONDS="60")
-    store = StateStore.from_url(config.redis_url, config.state_namespace, config.events_topic)
+    store = StateStore.from_url(
+        config.redis_url,
+        config.state_namespace,
+        config.events_topic,
+        **redis_options(config),
+    )
     live = consumer.live_window_source(config)
     try:
         assert live() is None  # no processor state yet

@@ -14,6 +14,7 @@ import pytest
 import redis
 from confluent_kafka.admin import NewTopic
 
+from services.common.config import redis_options
 from services.common.kafka import make_admin
 from services.common.schema import encode_event
 from services.common.window_record import iso_utc, parse_iso
@@ -145,7 +146,10 @@ def test_frozen_zombie_replica_resuming_after_takeover_counts_once(pipeline, tmp
     config = pipeline.config()
     expected = expected_windows(events)
     store = StateStore.from_url(
-        config.redis_url, pipeline.environ["STATE_NAMESPACE"], config.events_topic
+        config.redis_url,
+        pipeline.environ["STATE_NAMESPACE"],
+        config.events_topic,
+        **redis_options(config),
     )
     zombie = Replicas(
         pipeline.environ, tmp_path / "zombie", CONSUMER_GROUP="zombie", BATCH_MAX_RECORDS="50"
@@ -315,7 +319,10 @@ def test_bad_records_go_to_the_dead_letter_topic_with_their_reason(pipeline, tmp
         assert headers["dlq.source.topic"].decode() == config.events_topic
         assert int(headers["dlq.source.offset"]) >= 0
     store = StateStore.from_url(
-        config.redis_url, pipeline.environ["STATE_NAMESPACE"], config.events_topic
+        config.redis_url,
+        pipeline.environ["STATE_NAMESPACE"],
+        config.events_topic,
+        **redis_options(config),
     )
     counted = {}
     for state in store.partition_states(range(6)).values():

@@ -80,7 +80,7 @@ find the master Service.
 {{/* The Secret and key holding the Redis password; empty name means no AUTH. */}}
 {{- define "clickstream.redisSecretName" -}}
 {{- if .Values.redis.enabled }}
-{{- if .Values.redis.auth.enabled }}{{ .Values.redis.auth.existingSecret }}{{ end }}
+{{- .Values.redis.auth.existingSecret }}
 {{- else }}
 {{- .Values.externalRedis.existingSecret }}
 {{- end }}
@@ -95,20 +95,55 @@ find the master Service.
 {{- end }}
 
 {{/*
-REDIS_URL without the password: "$(REDIS_PASSWORD)" is expanded by the kubelet from the
-REDIS_PASSWORD variable defined just before it, which reads the Secret.
+REDIS_URL names the server only: the password reaches the services as REDIS_PASSWORD,
+unchanged, so no character in it can turn into a URL delimiter.
 */}}
 {{- define "clickstream.redisUrl" -}}
-{{- $auth := "" }}
-{{- if include "clickstream.redisSecretName" . }}
-{{- $user := "" }}
-{{- if not .Values.redis.enabled }}{{ $user = .Values.externalRedis.username }}{{ end }}
-{{- $auth = printf "%s:$(REDIS_PASSWORD)@" $user }}
-{{- end }}
 {{- if .Values.redis.enabled }}
-{{- printf "redis://%s%s-master.%s.svc:6379/0" $auth (include "clickstream.redisFullname" .) .Release.Namespace }}
+{{- printf "redis://%s-master.%s.svc:6379/0" (include "clickstream.redisFullname" .) .Release.Namespace }}
 {{- else }}
-{{- printf "%s://%s%s:%v/%v" (ternary "rediss" "redis" .Values.externalRedis.tls) $auth .Values.externalRedis.host .Values.externalRedis.port .Values.externalRedis.db }}
+{{- printf "%s://%s:%v/%v" (ternary "rediss" "redis" .Values.externalRedis.tls) .Values.externalRedis.host .Values.externalRedis.port .Values.externalRedis.db }}
+{{- end }}
+{{- end }}
+
+{{/* A private CA for the external Redis' TLS certificate, mounted from a Secret. */}}
+{{- define "clickstream.redisCaSecret" -}}
+{{- if not .Values.redis.enabled }}{{ .Values.externalRedis.caSecret }}{{ end }}
+{{- end }}
+
+{{- define "clickstream.redisCaDir" -}}
+/etc/clickstream/redis-ca
+{{- end }}
+
+{{/*
+"true" when a component talks to Redis: the processor always, the dashboard when its
+live panel (the window in progress, read from the processors' state) is on.
+Call with (dict "root" $ "component" "consumer").
+*/}}
+{{- define "clickstream.usesRedis" -}}
+{{- if eq .component "processor" }}true
+{{- else if and (eq .component "consumer") .root.Values.consumer.livePanel }}true
+{{- end }}
+{{- end }}
+
+{{/* The REDIS_* env entries of a component that talks to Redis; call with the root. */}}
+{{- define "clickstream.redisEnv" -}}
+- name: REDIS_URL
+  value: {{ include "clickstream.redisUrl" . | quote }}
+{{- if and (not .Values.redis.enabled) .Values.externalRedis.username }}
+- name: REDIS_USERNAME
+  value: {{ .Values.externalRedis.username | quote }}
+{{- end }}
+{{- with include "clickstream.redisSecretName" . }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ include "clickstream.redisSecretKey" $ }}
+{{- end }}
+{{- if include "clickstream.redisCaSecret" . }}
+- name: REDIS_TLS_CA_FILE
+  value: {{ printf "%s/%s" (include "clickstream.redisCaDir" .) .Values.externalRedis.caKey | quote }}
 {{- end }}
 {{- end }}
 
