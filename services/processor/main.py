@@ -41,8 +41,8 @@ from services.common.observability import (
 from services.common.shutdown import Stopper
 from services.common.windowing import Windowing
 from services.processor.apply import BatchApplier, PartitionCursor
-from services.processor.dead_letters import DeadLetters
-from services.processor.decode import decode
+from services.processor.dead_letters import DeadLetterError, DeadLetters
+from services.processor.decode import DEFAULT_MAX_FUTURE_SKEW_S, PartitionBatch, decode
 from services.processor.emit import Emitter
 from services.processor.watermark import stream_time
 from statestore import ApplyStatus, PartitionState, StateStore
@@ -59,6 +59,9 @@ FETCH_SETTINGS = {
     # time the loop fell behind by one batch.
     "fetch.queue.backoff.ms": 5,
 }
+# A partition whose dead letters Kafka did not confirm pauses this long before its batch
+# is read again: long enough not to spin on a lasting fault, short enough for a blip.
+DEAD_LETTER_RETRY_S = 5.0
 
 SETTINGS = (
     cfg.WINDOW_SECONDS,
@@ -70,6 +73,13 @@ SETTINGS = (
         parse=positive_int,
     ),
     cfg.ALLOWED_LATENESS_SECONDS,
+    Setting(
+        "MAX_FUTURE_SKEW_SECONDS",
+        DEFAULT_MAX_FUTURE_SKEW_S,
+        "an event more than this ahead of its Kafka record timestamp goes to the DLQ "
+        "(future_timestamp) and never moves a watermark",
+        parse=non_negative_int,
+    ),
     Setting("STATE_TTL_SECONDS", 14400, "TTL of window state in Redis", parse=positive_int),
     Setting(
         "START_FROM",
@@ -130,6 +140,7 @@ class Processor:
         )
         self.metrics_producer = make_producer(config, **{"linger.ms": 0})
         self.cursors: dict[int, PartitionCursor] = {}
+        self.held_back: dict[int, float] = {}  # partition -> when to read it again
         self.health = Health()
         self.partitions = 0
         self.emitter: Emitter | None = None
@@ -144,6 +155,10 @@ class Processor:
             self.cursors[tp.partition] = _cursor(state)
             tp.offset = self._start_offset(state.fence)
         consumer.assign(partitions)
+        # librdkafka keeps a partition paused (held back) across a revoke; start it afresh.
+        consumer.resume(partitions)
+        for tp in partitions:
+            self.held_back.pop(tp.partition, None)
         REBALANCES.labels("assign").inc()
         ASSIGNED_PARTITIONS.set(len(self.cursors))
         log.info(
@@ -221,6 +236,8 @@ class Processor:
         try:
             while not stop.is_set():
                 self.health.beat()
+                if self.held_back:
+                    self._resume_held_back()
                 self._process(self.consumer.consume(max_records, max_wait))
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + interval
@@ -231,7 +248,7 @@ class Processor:
 
     def _process(self, messages: list) -> None:
         """decode -> fold -> apply, one partition batch at a time; then commit for lag tools."""
-        decoded = decode(messages)
+        decoded = decode(messages, self.config.max_future_skew_seconds)
         for error in decoded.errors:
             log.error("consume error", topic=self.topic, error=str(error))
         applied = []
@@ -242,17 +259,49 @@ class Processor:
                 continue  # revoked while the batch was in flight
             cursor.caught_up_offset = None
             RECORDS_CONSUMED.labels(str(partition)).inc(len(batch.messages))
-            if self.applier.apply(batch, cursor) is ApplyStatus.APPLIED:
+            try:
+                status = self.applier.apply(batch, cursor)
+            except DeadLetterError as error:
+                self._hold_back(batch, error)
+                continue
+            if status is ApplyStatus.APPLIED:
                 applied.append(TopicPartition(self.topic, partition, batch.last_offset + 1))
             else:
                 self._resync(partition)
         if applied:
             self.consumer.commit(offsets=applied, asynchronous=True)
         # After the records: an end-of-partition event follows the partition's last record.
+        # A held-back partition is not caught up: its batch still waits to be applied.
         for partition, end_offset in decoded.reached_end.items():
             cursor = self.cursors.get(partition)
-            if cursor is not None:
+            if cursor is not None and partition not in self.held_back:
                 cursor.caught_up_offset = end_offset
+
+    def _hold_back(self, batch: PartitionBatch, error: DeadLetterError) -> None:
+        """Dead letters unconfirmed: keep the fence, pause, read the batch again later."""
+        log.error(
+            "dead letters unconfirmed, batch held back",
+            topic=batch.topic,
+            partition=batch.partition,
+            first_offset=batch.first_offset,
+            last_offset=batch.last_offset,
+            retry_in_s=DEAD_LETTER_RETRY_S,
+            error=str(error),
+        )
+        # Seek first: the apply script takes any batch past the fence, so the records
+        # after this batch must not be fetched before it is applied.
+        self._resync(batch.partition)
+        self.consumer.pause([TopicPartition(self.topic, batch.partition)])
+        self.held_back[batch.partition] = time.monotonic() + DEAD_LETTER_RETRY_S
+
+    def _resume_held_back(self) -> None:
+        now = time.monotonic()
+        due = [partition for partition, at in self.held_back.items() if at <= now]
+        for partition in due:
+            del self.held_back[partition]
+        owned = [TopicPartition(self.topic, p) for p in due if p in self.cursors]
+        if owned:
+            self.consumer.resume(owned)
 
     def _punctuate(self) -> None:
         """Heartbeat caught-up partitions, catch fences that moved (a wiped Redis), emit."""
