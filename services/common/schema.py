@@ -11,6 +11,8 @@ raises anything but InvalidEvent: a record is data from strangers.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from itertools import product
+from string import ascii_uppercase
 from typing import Annotated, Final, Literal
 
 import msgspec
@@ -32,7 +34,10 @@ LATEST_EVENT_TIME: Final = datetime(2100, 1, 1, tzinfo=UTC)  # exclusive
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-CountryCode = Annotated[str, msgspec.Meta(pattern="^[A-Z]{2}$")]
+# Exactly two ASCII capital letters, as a Literal: msgspec checks it with a hash lookup
+# in C, where the regex it replaces cost a third of decoding (and let "US\n" through).
+COUNTRY_CODES: Final = tuple(map("".join, product(ascii_uppercase, repeat=2)))
+CountryCode = Literal[COUNTRY_CODES]
 UtcTimestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 DurationMs = Annotated[int, msgspec.Meta(ge=0, le=MAX_DURATION_MS)]
 
