@@ -29,6 +29,11 @@ BATCHES = Counter("clickstream_batches", "Partition batches sent to Redis, by ou
 DLQ_RECORDS = Counter(
     "clickstream_dlq_records", "Records sent to the dead-letter topic, by reason", ["reason"]
 )
+DLQ_PRODUCE_ERRORS = Counter(
+    "clickstream_dlq_produce_errors",
+    "Dead letters the broker refused or did not confirm (their batch is read again), by error",
+    ["error"],
+)
 LATE_EVENTS = Counter("clickstream_late_events", "Events applied to a window after it closed")
 APPLY_SECONDS = Histogram(
     "clickstream_apply_seconds",

@@ -44,8 +44,8 @@ from services.common.observability import (
 from services.common.shutdown import Stopper
 from services.common.windowing import Windowing
 from services.processor.apply import BatchApplier, PartitionCursor
-from services.processor.dead_letters import DeadLetters
-from services.processor.decode import decode
+from services.processor.dead_letters import DeadLetterError, DeadLetters
+from services.processor.decode import DEFAULT_MAX_FUTURE_SKEW_S, PartitionBatch, decode
 from services.processor.emit import Emitter
 from services.processor.outage import Outage
 from services.processor.watermark import stream_time
@@ -74,6 +74,9 @@ PARTITION_REFRESH_S = 30.0
 # An unanswered log-end query counts the partition as active: it may hold windows open a
 # little longer, never close one early.
 LOG_END_TIMEOUT_S = 5.0
+# A partition whose dead letters Kafka did not confirm pauses this long before its batch
+# is read again: long enough not to spin on a lasting fault, short enough for a blip.
+DEAD_LETTER_RETRY_S = 5.0
 
 SETTINGS = (
     cfg.WINDOW_SECONDS,
@@ -85,6 +88,13 @@ SETTINGS = (
         parse=positive_int,
     ),
     cfg.ALLOWED_LATENESS_SECONDS,
+    Setting(
+        "MAX_FUTURE_SKEW_SECONDS",
+        DEFAULT_MAX_FUTURE_SKEW_S,
+        "an event more than this ahead of its Kafka record timestamp goes to the DLQ "
+        "(future_timestamp) and never moves a watermark",
+        parse=non_negative_int,
+    ),
     Setting("STATE_TTL_SECONDS", 14400, "TTL of window state in Redis", parse=positive_int),
     Setting(
         "START_FROM",
@@ -172,6 +182,7 @@ class Processor:
         self.publish_outage = Outage("kafka-metrics", budget_s, self.health)
         self.metadata_outage = Outage("kafka-metadata", budget_s, self.health)
         self._partitions_checked_at = time.monotonic()
+        self.held_back: dict[int, float] = {}  # partition -> when to read it again
         self.partitions = 0
         self.emitter: Emitter | None = None
 
@@ -199,6 +210,10 @@ class Processor:
             self.cursors[tp.partition] = _cursor(state)
             tp.offset = self._start_offset(state.fence)
         consumer.assign(partitions)
+        # librdkafka keeps a partition paused (held back) across a revoke; start it afresh.
+        consumer.resume(partitions)
+        for tp in partitions:
+            self.held_back.pop(tp.partition, None)
         REBALANCES.labels("assign").inc()
         ASSIGNED_PARTITIONS.set(len(self.cursors))
         log.info(
@@ -232,10 +247,6 @@ class Processor:
         if fence >= 0:
             return fence + 1
         return OFFSET_BEGINNING if self.config.start_from == "earliest" else OFFSET_END
-
-    def _seek_to_fence(self, partition: int) -> None:
-        fence = self.cursors[partition].fence
-        self.consumer.seek(TopicPartition(self.topic, partition, self._start_offset(fence)))
 
     def _resync(self, partition: int, state: PartitionState | None = None) -> None:
         """The fence moved under this replica: take Redis' word and seek to fence + 1."""
@@ -284,6 +295,8 @@ class Processor:
         try:
             while not stop.is_set():
                 self.health.beat()
+                if self.held_back:
+                    self._resume_held_back()
                 self._process(self.consumer.consume(max_records, max_wait))
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + interval
@@ -294,7 +307,7 @@ class Processor:
 
     def _process(self, messages: list) -> None:
         """decode -> fold -> apply, one partition batch at a time; then commit for lag tools."""
-        decoded = decode(messages)
+        decoded = decode(messages, self.config.max_future_skew_seconds)
         for error in decoded.errors:
             log.error("consume error", topic=self.topic, error=str(error))
         applied = []
@@ -307,17 +320,8 @@ class Processor:
             RECORDS_CONSUMED.labels(str(partition)).inc(len(batch.messages))
             try:
                 status = self.applier.apply(batch, cursor)
-            except PublishError as error:
-                # A dead letter was not confirmed, so the batch was not applied: read it again.
-                self.dead_letter_outage.failed(
-                    "dead-letter confirm",
-                    error,
-                    topic=self.topic,
-                    partition=partition,
-                    first_offset=batch.first_offset,
-                    last_offset=batch.last_offset,
-                )
-                self._seek_to_fence(partition)
+            except DeadLetterError as error:
+                self._hold_back(batch, error)
                 continue
             self.dead_letter_outage.succeeded()
             if status is ApplyStatus.APPLIED:
@@ -327,10 +331,49 @@ class Processor:
         if applied:
             self.consumer.commit(offsets=applied, asynchronous=True)
         # After the records: an end-of-partition event follows the partition's last record.
+        # A held-back partition is not caught up: its batch still waits to be applied.
         for partition, end_offset in decoded.reached_end.items():
             cursor = self.cursors.get(partition)
-            if cursor is not None:
+            if cursor is not None and partition not in self.held_back:
                 cursor.caught_up_offset = end_offset
+
+    def _hold_back(self, batch: PartitionBatch, error: DeadLetterError) -> None:
+        """Dead letters unconfirmed: keep the fence, pause, read the batch again later.
+
+        Raises BrokerUnavailable once the dead-letter topic has refused for
+        KAFKA_RETRY_SECONDS without a break.
+        """
+        self.dead_letter_outage.failed(
+            "dead-letter confirm",
+            error,
+            topic=batch.topic,
+            partition=batch.partition,
+            first_offset=batch.first_offset,
+            last_offset=batch.last_offset,
+        )
+        log.error(
+            "dead letters unconfirmed, batch held back",
+            topic=batch.topic,
+            partition=batch.partition,
+            first_offset=batch.first_offset,
+            last_offset=batch.last_offset,
+            retry_in_s=DEAD_LETTER_RETRY_S,
+            error=str(error),
+        )
+        # Seek first: the apply script takes any batch past the fence, so the records
+        # after this batch must not be fetched before it is applied.
+        self._resync(batch.partition)
+        self.consumer.pause([TopicPartition(self.topic, batch.partition)])
+        self.held_back[batch.partition] = time.monotonic() + DEAD_LETTER_RETRY_S
+
+    def _resume_held_back(self) -> None:
+        now = time.monotonic()
+        due = [partition for partition, at in self.held_back.items() if at <= now]
+        for partition in due:
+            del self.held_back[partition]
+        owned = [TopicPartition(self.topic, p) for p in due if p in self.cursors]
+        if owned:
+            self.consumer.resume(owned)
 
     def _punctuate(self) -> None:
         """Heartbeat caught-up partitions, catch fences that moved (a wiped Redis), emit."""

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from confluent_kafka import KafkaError
+
 from services.common.schema import ClickEvent
 from services.processor.decode import PartitionBatch, Reject
 
@@ -48,6 +50,10 @@ class Produced:
     headers: object
 
 
+# A broker's answer that no retry can change.
+REFUSED = KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "broker refused the record")
+
+
 @dataclass
 class FakeProducer:
     """Records are queued on produce() and delivered on flush(), unless told otherwise.
@@ -78,7 +84,7 @@ class FakeProducer:
             if not self.fail:
                 self.delivered.append(record)
             if on_delivery is not None:
-                on_delivery("broker refused the record" if self.fail else None, None)
+                on_delivery(REFUSED if self.fail else None, None)
         return 0
 
 

@@ -64,6 +64,10 @@ def test_encode_then_decode_round_trips():
         (raw(user_id=""), schema.INVALID_VALUE),
         (raw(user_id="u" * 129), schema.INVALID_VALUE),
         (raw(country="usa"), schema.INVALID_VALUE),
+        (raw(country="US\n"), schema.INVALID_VALUE),
+        (raw(country="ÜS"), schema.INVALID_VALUE),
+        (raw(timestamp="9999-12-31T23:59:59Z"), schema.INVALID_VALUE),
+        (raw(timestamp="1999-12-31T23:59:59Z"), schema.INVALID_VALUE),
         (b"[1, 2, 3]", schema.WRONG_TYPE),
     ],
 )
