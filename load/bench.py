@@ -26,13 +26,19 @@ from rich.table import Table
 
 from load import dataset
 from load.dataset import Record
-from load.fleet import ProcessorFleet
+from load.fleet import ProcessorFleet, processor_env
 from load.replay import replay
 from services.common.config import Config, Setting, positive_int
 from services.common.kafka import make_admin, make_consumer, make_producer
 from services.common.logging import get_logger
 from services.common.schema import encode_event
-from services.common.topics import TopicSpec, ensure_topics
+from services.common.topics import (
+    DLQ_PARTITIONS,
+    EVENTS_PARTITIONS,
+    METRICS_PARTITIONS,
+    TopicSpec,
+    ensure_topics,
+)
 from services.common.window_record import decode_record, parse_iso
 from services.common.windowing import Windowing
 from services.processor.main import FETCH_SETTINGS
@@ -56,6 +62,7 @@ SETTINGS = (
 )
 
 DATASET_START = 1_767_225_600  # 2026-01-01T00:00:00Z
+EVENT_PARTITION_RANGE = range(EVENTS_PARTITIONS)
 
 
 @dataclass
@@ -77,7 +84,7 @@ class Bench:
 
     # -- topics and data --------------------------------------------------------
 
-    def topic(self, name: str, partitions: int = 6) -> str:
+    def topic(self, name: str, partitions: int = EVENTS_PARTITIONS) -> str:
         topic = f"bench-{self.run_id}-{name}"
         ensure_topics(self.admin, [TopicSpec(topic, partitions)], replication_factor=1)
         return topic
@@ -130,18 +137,10 @@ class Bench:
         return expected / elapsed
 
     def processor_env(self, topic: str, namespace: str, **extra: str) -> dict[str, str]:
-        return {
-            "KAFKA_BOOTSTRAP_SERVERS": self.config.kafka_bootstrap_servers,
-            "REDIS_URL": self.config.redis_url,
-            "EVENTS_TOPIC": topic,
-            "METRICS_TOPIC": self.metrics_topic,
-            "DLQ_TOPIC": self.dlq_topic,
-            "STATE_NAMESPACE": namespace,
-            "CONSUMER_GROUP": namespace,
-            "METRICS_PORT": "0",
-            "LOG_FORMAT": "json",
-            **extra,
-        }
+        run = self.config.replace(
+            events_topic=topic, metrics_topic=self.metrics_topic, dlq_topic=self.dlq_topic
+        )
+        return processor_env(run, STATE_NAMESPACE=namespace, CONSUMER_GROUP=namespace, **extra)
 
     def processor_rate(self, topic: str, expected: int, replicas: int) -> tuple[float, float]:
         """Events/s end to end into Redis (from the first applied batch to the last) and
@@ -153,7 +152,9 @@ class Bench:
         try:
             started = applied_at_start = None
             while True:
-                applied = sum(s.fence + 1 for s in store.partition_states(range(6)).values())
+                applied = sum(
+                    s.fence + 1 for s in store.partition_states(EVENT_PARTITION_RANGE).values()
+                )
                 if applied and started is None:
                     started, applied_at_start = time.perf_counter(), applied
                 if applied >= expected:
@@ -208,7 +209,10 @@ class Bench:
                 now = time.time()
                 # Traffic flows the whole time: no partition counts as idle here.
                 stream = stream_time(
-                    store.partition_states(range(6)), int(now * 1000), 5000, lambda _p: sys.maxsize
+                    store.partition_states(EVENT_PARTITION_RANGE),
+                    int(now * 1000),
+                    5000,
+                    lambda _p: sys.maxsize,
                 )
                 if stream.watermark is not None:
                     closed_by = windowing.latest_closed_start(stream.watermark)
@@ -266,7 +270,7 @@ class Bench:
             victim = fleet.replica_id(0)
             deadline = time.time() + seconds
             while time.time() < deadline:
-                states = store.partition_states(range(6))
+                states = store.partition_states(EVENT_PARTITION_RANGE)
                 owned = [p for p, s in states.items() if s.owner == victim]
                 if owned and all(s.owner for s in states.values()):
                     break
@@ -292,8 +296,8 @@ class Bench:
 
     def run(self) -> list[Figure]:
         config = self.config
-        self.metrics_topic = self.topic("metrics", 3)
-        self.dlq_topic = self.topic("dlq", 3)
+        self.metrics_topic = self.topic("metrics", METRICS_PARTITIONS)
+        self.dlq_topic = self.topic("dlq", DLQ_PARTITIONS)
         events, users = config.bench_events, config.bench_users
         step("dataset", f"{events:,} events, {users:,} users")
         path = self.dataset(events, users, span_s=600)

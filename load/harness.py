@@ -7,9 +7,7 @@ composes them.
 from __future__ import annotations
 
 import random
-import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -33,12 +31,6 @@ from services.common.window_record import WindowRecord, decode_record
 log = get_logger("load.chaos")
 
 APPLIED_METRIC = "clickstream_events_applied"  # counter, label `partition`
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Replica:
@@ -105,85 +97,6 @@ class Replica:
             return error.code, b""
         except OSError:
             return 0, b""
-
-
-class RedisServer:
-    """A private redis-server with AOF, so a chaos run may kill and restart it safely."""
-
-    def __init__(self, directory: Path, port: int | None = None):
-        self.directory = directory.resolve()  # redis-server changes into --dir first
-        self.port = port or free_port()
-        self.process: subprocess.Popen | None = None
-        self.restarts = 0
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self, timeout_s: float = 15.0) -> None:
-        if shutil.which("redis-server") is None:
-            raise RuntimeError("redis-server is not installed (make up installs it)")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--dir",
-                str(self.directory),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-                "--daemonize",
-                "no",
-                "--logfile",
-                str(self.directory / "redis.log"),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        import redis
-
-        client = redis.Redis.from_url(self.url, socket_timeout=1)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                if client.ping():
-                    break
-            except redis.RedisError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"redis-server did not answer PING on port {self.port}; "
-                    f"see {self.directory / 'redis.log'}"
-                )
-            time.sleep(0.05)
-        client.close()
-
-    def restart(self) -> None:
-        """SIGKILL and start again from the AOF: acknowledged writes were already written."""
-        self.kill()
-        self.start()
-        self.restarts += 1
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 def applied_by_partition(metrics_text: str) -> dict[int, float]:

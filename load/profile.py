@@ -15,9 +15,10 @@ import threading
 import time
 import uuid
 
-from load.bench import Bench
+from load.bench import EVENT_PARTITION_RANGE, Bench
 from services.common import config as cfg
 from services.common.config import Config, Setting, positive_int
+from services.common.topics import DLQ_PARTITIONS, METRICS_PARTITIONS
 from services.processor import main as processor_main
 from statestore import StateStore
 
@@ -31,8 +32,8 @@ SETTINGS = (
 def run(config: Config) -> int:
     bench = Bench(config)
     try:
-        bench.metrics_topic = bench.topic("metrics", 3)
-        bench.dlq_topic = bench.topic("dlq", 3)
+        bench.metrics_topic = bench.topic("metrics", METRICS_PARTITIONS)
+        bench.dlq_topic = bench.topic("dlq", DLQ_PARTITIONS)
         topic = bench.topic("events")
         bench.load(topic, bench.dataset(config.profile_events, config.profile_users, 600))
         namespace = f"profile-{uuid.uuid4().hex[:8]}"
@@ -46,9 +47,9 @@ def run(config: Config) -> int:
         started = time.perf_counter()
 
         def stop_when_applied() -> None:
-            while sum(s.fence + 1 for s in store.partition_states(range(6)).values()) < (
-                config.profile_events
-            ):
+            while sum(
+                s.fence + 1 for s in store.partition_states(EVENT_PARTITION_RANGE).values()
+            ) < (config.profile_events):
                 time.sleep(0.05)
             stop.set()
 
