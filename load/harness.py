@@ -31,6 +31,12 @@ from services.common.window_record import WindowRecord, decode_record
 log = get_logger("load.chaos")
 
 APPLIED_METRIC = "clickstream_events_applied"  # counter, label `partition`
+# Broker round trips (metadata, offsets): generous, a chaos run's broker is busy.
+METADATA_TIMEOUT_S = 10
+LOG_END_TIMEOUT_S = 5
+PROCESS_EXIT_TIMEOUT_S = 10  # a SIGKILLed process is reaped at once; this only bounds it
+SCRAPER_JOIN_TIMEOUT_S = 5
+READ_BATCH = 5000  # records per consume() when reading a topic back
 
 
 class Replica:
@@ -75,7 +81,7 @@ class Replica:
         """SIGKILL: no shutdown hook runs, whatever the process was doing."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=PROCESS_EXIT_TIMEOUT_S)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM, then SIGKILL if it has not exited within the timeout."""
@@ -173,7 +179,7 @@ class Scraper:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=SCRAPER_JOIN_TIMEOUT_S)
 
     def scrape_once(self) -> None:
         for replica in self.replicas:
@@ -203,7 +209,7 @@ class TopicReader:
     def __init__(self, config: Config, topic: str, start: Mapping[int, int] | None = None):
         self.topic = topic
         self.consumer: Consumer = make_consumer(config, f"chaos-reader-{uuid.uuid4().hex[:8]}")
-        metadata = self.consumer.list_topics(topic, timeout=10)
+        metadata = self.consumer.list_topics(topic, timeout=METADATA_TIMEOUT_S)
         partitions = sorted(metadata.topics[topic].partitions)
         start = start or {}
         self.consumer.assign([TopicPartition(topic, p, start.get(p, 0)) for p in partitions])
@@ -212,7 +218,7 @@ class TopicReader:
     def poll(self, timeout_s: float = 0.5) -> list:
         return [
             m
-            for m in self.consumer.consume(num_messages=5000, timeout=timeout_s)
+            for m in self.consumer.consume(num_messages=READ_BATCH, timeout=timeout_s)
             if m.error() is None
         ]
 
@@ -221,7 +227,9 @@ class TopicReader:
         positions = self.consumer.position([TopicPartition(self.topic, p) for p in self.partitions])
         for position in positions:
             _, high = self.consumer.get_watermark_offsets(
-                TopicPartition(self.topic, position.partition), timeout=5, cached=False
+                TopicPartition(self.topic, position.partition),
+                timeout=LOG_END_TIMEOUT_S,
+                cached=False,
             )
             if high > 0 and (position.offset < 0 or position.offset < high):
                 return False
@@ -234,9 +242,11 @@ class TopicReader:
 def end_offsets(config: Config, topic: str) -> dict[int, int]:
     consumer = make_consumer(config, f"chaos-offsets-{uuid.uuid4().hex[:8]}")
     try:
-        metadata = consumer.list_topics(topic, timeout=10)
+        metadata = consumer.list_topics(topic, timeout=METADATA_TIMEOUT_S)
         return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=METADATA_TIMEOUT_S)[
+                1
+            ]
             for p in metadata.topics[topic].partitions
         }
     finally:

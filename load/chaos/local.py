@@ -123,15 +123,7 @@ def run_local(config: Config, seed: int) -> ChaosReport:
         group=name,
     )
     admin = make_admin(config)
-    ensure_topics(
-        admin,
-        [
-            TopicSpec(topics.events, EVENTS_PARTITIONS),
-            TopicSpec(topics.metrics, METRICS_PARTITIONS),
-            TopicSpec(topics.dlq, DLQ_PARTITIONS),
-        ],
-        replication_factor=1,
-    )
+    _create_topics(admin, topics)
     redis_server = None
     replicas: list[Replica] = []
     scraper = None
@@ -165,6 +157,16 @@ def run_local(config: Config, seed: int) -> ChaosReport:
         report.seconds = time.monotonic() - started
         _clean_up(config, admin, topics, name, workdir, report)
     return report
+
+
+def _create_topics(admin, topics: RunTopics) -> None:
+    """The run's own topics, partitioned as the pipeline's (services.common.topics)."""
+    specs = [
+        TopicSpec(topics.events, EVENTS_PARTITIONS),
+        TopicSpec(topics.metrics, METRICS_PARTITIONS),
+        TopicSpec(topics.dlq, DLQ_PARTITIONS),
+    ]
+    ensure_topics(admin, specs, replication_factor=1)
 
 
 def _start_replicas(config: Config, name: str, workdir: Path) -> list[Replica]:

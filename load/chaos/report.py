@@ -68,36 +68,54 @@ def verdict_rows(report: ChaosReport) -> list[tuple[str, str]]:
         ("redis restarts", report.redis_restarts),
         ("broker restarts", report.broker_restarts),
     ]
-    windows = report.windows
-    if windows is not None:
-        extra = []
-        if windows.missing:
-            extra.append(f"{len(windows.missing)} without a final record")
-        if windows.unexpected:
-            extra.append(f"{len(windows.unexpected)} unexpected")
-        rows.append(
-            (
-                "windows checked",
-                f"{windows.checked} / {windows.expected}"
-                + (f" ({', '.join(extra)})" if extra else "")
-                + f", {windows.revisions} records read",
-            )
+    rows += _window_rows(report.windows) + _dlq_rows(report.dlq) + _recovery_rows(report)
+    rows.append(("duration", f"{report.seconds:.0f} s"))
+    rows.append(("verdict", "PASS" if report.ok else "FAIL"))
+    return rows
+
+
+def _window_rows(windows: WindowsVerdict | None) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    if windows is None:
+        return rows
+    extra = []
+    if windows.missing:
+        extra.append(f"{len(windows.missing)} without a final record")
+    if windows.unexpected:
+        extra.append(f"{len(windows.unexpected)} unexpected")
+    rows.append(
+        (
+            "windows checked",
+            f"{windows.checked} / {windows.expected}"
+            + (f" ({', '.join(extra)})" if extra else "")
+            + f", {windows.revisions} records read",
         )
-        rows.append(("mismatching fields", str(len(windows.mismatches))))
-    dlq = report.dlq
-    if dlq is not None:
-        malformed = sum(v for k, v in dlq.found.items() if k != "too_late")
-        too_late = dlq.found.get("too_late", 0)
-        expected_total = sum(dlq.expected.values())
-        rows.append(
-            (
-                "events in DLQ",
-                f"{dlq.distinct} = {malformed} malformed + {too_late} too"
-                f" late (expected {expected_total})",
-            )
+    )
+    rows.append(("mismatching fields", str(len(windows.mismatches))))
+    return rows
+
+
+def _dlq_rows(dlq: DlqVerdict | None) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    if dlq is None:
+        return rows
+    malformed = sum(v for k, v in dlq.found.items() if k != "too_late")
+    too_late = dlq.found.get("too_late", 0)
+    expected_total = sum(dlq.expected.values())
+    rows.append(
+        (
+            "events in DLQ",
+            f"{dlq.distinct} = {malformed} malformed + {too_late} too"
+            f" late (expected {expected_total})",
         )
-        rows.append(("DLQ repeats of a source record", str(dlq.records - dlq.distinct)))
-        rows.append(("DLQ mismatches", str(len(dlq.mismatches))))
+    )
+    rows.append(("DLQ repeats of a source record", str(dlq.records - dlq.distinct)))
+    rows.append(("DLQ mismatches", str(len(dlq.mismatches))))
+    return rows
+
+
+def _recovery_rows(report: ChaosReport) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
     if report.recoveries:
         idle = sum(1 for kill in report.kills if not kill.partitions)
         rows.append(
@@ -113,8 +131,6 @@ def verdict_rows(report: ChaosReport) -> list[tuple[str, str]]:
         )
     elif report.mode == "local":
         rows.append(("longest kill-to-processing", "not measured (no /metrics progress seen)"))
-    rows.append(("duration", f"{report.seconds:.0f} s"))
-    rows.append(("verdict", "PASS" if report.ok else "FAIL"))
     return rows
 
 

@@ -76,7 +76,6 @@ class MetricsReader:
         self.consumer: Consumer = make_consumer(config, group, **extra)
         self.partitions: list[int] = []
         self.last_error: str = ""
-        self.undecodable = 0
         self._early_live: list[Message] = []
         self._down_since: float | None = None
         self._next_check = 0.0
@@ -198,7 +197,6 @@ class MetricsReader:
         try:
             return decode_record(value)
         except Exception as error:  # msgspec.DecodeError / ValidationError
-            self.undecodable += 1
             log.warning(
                 "undecodable metrics record skipped",
                 partition=message.partition(),

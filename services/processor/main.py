@@ -32,6 +32,7 @@ from services.common.logging import get_logger
 from services.common.observability import (
     ASSIGNED_PARTITIONS,
     CONSUMER_LAG,
+    FENCE_RESYNCS,
     REBALANCES,
     RECORDS_CONSUMED,
     WATERMARK_SECONDS,
@@ -59,6 +60,19 @@ FETCH_SETTINGS = {
     # time the loop fell behind by one batch.
     "fetch.queue.backoff.ms": 5,
 }
+
+# The emitter lease outlives several missed punctuations (a GC pause, a slow Redis call)
+# so a live emitter keeps it, yet a dead one is replaced within about two seconds.
+EMITTER_LEASE_MIN_MS = 2000
+EMITTER_LEASE_PUNCTUATIONS = 8
+# librdkafka wants heartbeats a few times per session timeout; 100 ms is its floor here.
+HEARTBEATS_PER_SESSION = 6
+HEARTBEAT_MIN_MS = 100
+# Asking the broker for a log end (idleness check) must not stall the loop for long.
+LOG_END_TIMEOUT_S = 5
+# On shutdown: whatever the producers still hold gets this long to be acknowledged; an
+# unacknowledged revision or dead letter is not lost, its fence never moved past it.
+SHUTDOWN_FLUSH_TIMEOUT_S = 10
 
 SETTINGS = (
     cfg.WINDOW_SECONDS,
@@ -114,7 +128,9 @@ class Processor:
             **{
                 "enable.partition.eof": True,
                 "session.timeout.ms": config.session_timeout_ms,
-                "heartbeat.interval.ms": max(config.session_timeout_ms // 6, 100),
+                "heartbeat.interval.ms": max(
+                    config.session_timeout_ms // HEARTBEATS_PER_SESSION, HEARTBEAT_MIN_MS
+                ),
                 **FETCH_SETTINGS,
                 "client.id": config.processor_id,
                 **(
@@ -183,6 +199,7 @@ class Processor:
         if state is None:
             state = self.store.partition_states([partition])[partition]
         self.cursors[partition] = _cursor(state)
+        FENCE_RESYNCS.labels(str(partition)).inc()
         self.consumer.seek(TopicPartition(self.topic, partition, self._start_offset(state.fence)))
         log.info("partition re-synced", topic=self.topic, partition=partition, fence=state.fence)
 
@@ -199,7 +216,9 @@ class Processor:
             self.windowing,
             self.partitions,
             owner=self.config.processor_id,
-            lease_ms=max(2000, 8 * self.config.emit_interval_ms),
+            lease_ms=max(
+                EMITTER_LEASE_MIN_MS, EMITTER_LEASE_PUNCTUATIONS * self.config.emit_interval_ms
+            ),
         )
         self.consumer.subscribe(
             [self.topic],
@@ -287,7 +306,7 @@ class Processor:
     def _log_end(self, partition: int) -> int:
         """The partition's current end offset, asked of the broker (not the fetch cache)."""
         _low, high = self.consumer.get_watermark_offsets(
-            TopicPartition(self.topic, partition), timeout=5, cached=False
+            TopicPartition(self.topic, partition), timeout=LOG_END_TIMEOUT_S, cached=False
         )
         return high
 
@@ -317,8 +336,8 @@ class Processor:
         if self.emitter is not None:
             self.emitter.release()
         self.consumer.close()
-        self.metrics_producer.flush(10)
-        self.dead_letters.producer.flush(10)
+        self.metrics_producer.flush(SHUTDOWN_FLUSH_TIMEOUT_S)
+        self.dead_letters.producer.flush(SHUTDOWN_FLUSH_TIMEOUT_S)
         log.info("processor stopped", processor_id=self.config.processor_id)
 
 
