@@ -18,15 +18,10 @@ from importlib import resources
 from typing import TypeVar
 
 import redis
-from tenacity import (
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
 from services.common.logging import get_logger
 from statestore.keys import HLL_KINDS, Keys
+from statestore.retry import RedisRetry
 
 log = get_logger("statestore")
 
@@ -137,7 +132,7 @@ class StateStore:
         namespace: str,
         topic: str,
         ttl_s: int = 4 * 3600,
-        retry_attempts: int = 6,
+        retry: RedisRetry | None = None,
     ):
         self.redis = client
         self.keys = Keys(namespace, topic)
@@ -146,17 +141,7 @@ class StateStore:
         self._seal = client.register_script(_script("seal_window.lua"))
         self._claim = client.register_script(_script("claim_revision.lua"))
         self._commit = client.register_script(_script("commit_revision.lua"))
-        self._retrying = Retrying(
-            stop=stop_after_attempt(retry_attempts),
-            wait=wait_random_exponential(multiplier=0.1, max=3),
-            retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)),
-            before_sleep=lambda state: log.warning(
-                "redis call failed, retrying",
-                attempt=state.attempt_number,
-                error=str(state.outcome.exception()),
-            ),
-            reraise=True,
-        )
+        self.retry = retry or RedisRetry()
 
     @classmethod
     def from_url(cls, url: str, namespace: str, topic: str, **kwargs) -> StateStore:
@@ -166,7 +151,19 @@ class StateStore:
         return cls(client, namespace, topic, **kwargs)
 
     def _call(self, operation: Callable[[], T]) -> T:
-        return self._retrying(operation)
+        return self.retry.call(operation)
+
+    def _pipelined(
+        self, fill: Callable[[redis.client.Pipeline], None], transaction: bool = False
+    ) -> list:
+        """Build and run a pipeline inside the retry: each attempt sends every command again."""
+
+        def run() -> list:
+            pipe = self.redis.pipeline(transaction=transaction)
+            fill(pipe)
+            return pipe.execute()
+
+        return self._call(run)
 
     # -- partition batches --------------------------------------------------------
 
@@ -212,10 +209,12 @@ class StateStore:
 
     def partition_states(self, partitions: Iterable[int]) -> dict[int, PartitionState]:
         partitions = list(partitions)
-        pipe = self.redis.pipeline(transaction=False)
-        for partition in partitions:
-            pipe.hgetall(self.keys.partition(partition))
-        rows = self._call(pipe.execute)
+
+        def fill(pipe: redis.client.Pipeline) -> None:
+            for partition in partitions:
+                pipe.hgetall(self.keys.partition(partition))
+
+        rows = self._pipelined(fill, transaction=False)
         return {
             partition: _partition_state(partition, row)
             for partition, row in zip(partitions, rows, strict=True)
@@ -223,22 +222,26 @@ class StateStore:
 
     def mark_caught_up(self, end_offsets: Mapping[int, int], now_ms: int) -> None:
         """Heartbeat: the owner of these partitions has read them up to these log ends."""
-        pipe = self.redis.pipeline(transaction=False)
-        for partition, end_offset in end_offsets.items():
-            pipe.hset(
-                self.keys.partition(partition),
-                mapping={"caught_up_at": now_ms, "caught_up_offset": end_offset},
-            )
-        self._call(pipe.execute)
+
+        def fill(pipe: redis.client.Pipeline) -> None:
+            for partition, end_offset in end_offsets.items():
+                pipe.hset(
+                    self.keys.partition(partition),
+                    mapping={"caught_up_at": now_ms, "caught_up_offset": end_offset},
+                )
+
+        self._pipelined(fill, transaction=False)
 
     # -- windows ------------------------------------------------------------------
 
     def windows_starting_by(self, partitions: Iterable[int], latest_start: float) -> list[int]:
         """Window starts <= latest_start that any of the partitions holds state for."""
-        pipe = self.redis.pipeline(transaction=False)
-        for partition in partitions:
-            pipe.zrangebyscore(self.keys.window_index(partition), "-inf", latest_start)
-        starts = {int(member) for row in self._call(pipe.execute) for member in row}
+
+        def fill(pipe: redis.client.Pipeline) -> None:
+            for partition in partitions:
+                pipe.zrangebyscore(self.keys.window_index(partition), "-inf", latest_start)
+
+        starts = {int(member) for row in self._pipelined(fill, transaction=False) for member in row}
         return sorted(starts)
 
     def window_versions(
@@ -246,35 +249,40 @@ class StateStore:
     ) -> dict[int, int]:
         """Events merged into each window so far: it changes exactly when the window does."""
         window_starts, partitions = list(window_starts), list(partitions)
-        pipe = self.redis.pipeline(transaction=False)
-        for window_start in window_starts:
-            for partition in partitions:
-                pipe.hget(self.keys.window(partition, window_start)[0], EVENTS)
-        rows = iter(self._call(pipe.execute))
+
+        def fill(pipe: redis.client.Pipeline) -> None:
+            for window_start in window_starts:
+                for partition in partitions:
+                    pipe.hget(self.keys.window(partition, window_start)[0], EVENTS)
+
+        rows = iter(self._pipelined(fill, transaction=False))
         return {
             window_start: sum(int(next(rows) or 0) for _ in partitions)
             for window_start in window_starts
         }
 
     def newest_window(self, partitions: Iterable[int]) -> int | None:
-        pipe = self.redis.pipeline(transaction=False)
-        for partition in partitions:
-            pipe.zrevrange(self.keys.window_index(partition), 0, 0)
-        starts = [int(row[0]) for row in self._call(pipe.execute) if row]
+        def fill(pipe: redis.client.Pipeline) -> None:
+            for partition in partitions:
+                pipe.zrevrange(self.keys.window_index(partition), 0, 0)
+
+        starts = [int(row[0]) for row in self._pipelined(fill, transaction=False) if row]
         return max(starts) if starts else None
 
     def read_window(self, window_start: int, partitions: Iterable[int]) -> WindowTotals:
         """Merge one window's state across partitions (counts summed, HLLs unioned)."""
         partitions = list(partitions)
-        pipe = self.redis.pipeline(transaction=False)
-        for partition in partitions:
-            counters, *hlls, pages, referrers = self.keys.window(partition, window_start)
-            pipe.hgetall(counters)
-            for key in hlls:
-                pipe.dump(key)
-            pipe.zrevrange(pages, 0, TOP_READ - 1, withscores=True)
-            pipe.zrevrange(referrers, 0, TOP_READ - 1, withscores=True)
-        rows = self._call(pipe.execute)
+
+        def fill(pipe: redis.client.Pipeline) -> None:
+            for partition in partitions:
+                counters, *hlls, pages, referrers = self.keys.window(partition, window_start)
+                pipe.hgetall(counters)
+                for key in hlls:
+                    pipe.dump(key)
+                pipe.zrevrange(pages, 0, TOP_READ - 1, withscores=True)
+                pipe.zrevrange(referrers, 0, TOP_READ - 1, withscores=True)
+
+        rows = self._pipelined(fill, transaction=False)
         totals = WindowTotals(window_start)
         dumps: dict[str, list[bytes]] = {kind: [] for kind in HLL_KINDS}
         per_partition = 3 + len(HLL_KINDS)
@@ -305,23 +313,25 @@ class StateStore:
         counted there and deleted, in one transaction.
         """
         token = secrets.token_hex(6)
-        pipe = self.redis.pipeline(transaction=True)
-        scratch_by_kind: dict[str, list[str]] = {}
+        scratch_by_kind: dict[str, list[tuple[str, bytes]]] = {}
         index = 0
         for kind, blobs in dumps.items():
             scratch_by_kind[kind] = []
             for blob in blobs:
-                key = self.keys.scratch(token, index)
+                scratch_by_kind[kind].append((self.keys.scratch(token, index), blob))
                 index += 1
-                pipe.restore(key, SCRATCH_TTL_MS, blob, replace=True)
-                scratch_by_kind[kind].append(key)
         counted = [kind for kind in dumps if scratch_by_kind[kind]]
-        for kind in counted:
-            pipe.pfcount(*scratch_by_kind[kind])
-        all_scratch = [key for keys in scratch_by_kind.values() for key in keys]
-        if all_scratch:
+        all_scratch = [key for pairs in scratch_by_kind.values() for key, _blob in pairs]
+
+        def fill(pipe: redis.client.Pipeline) -> None:
+            for pairs in scratch_by_kind.values():
+                for key, blob in pairs:
+                    pipe.restore(key, SCRATCH_TTL_MS, blob, replace=True)
+            for kind in counted:
+                pipe.pfcount(*(key for key, _blob in scratch_by_kind[kind]))
             pipe.delete(*all_scratch)
-        results = self._call(pipe.execute) if all_scratch else []
+
+        results = self._pipelined(fill, transaction=True) if all_scratch else []
         counts = dict(zip(counted, results[index : index + len(counted)], strict=True))
         return [int(counts.get(kind, 0)) for kind in dumps]
 
@@ -333,10 +343,12 @@ class StateStore:
 
     def forget_window(self, partitions: Iterable[int], window_start: int) -> None:
         """Drop a finalized window from the partitions' indexes (its keys expire by TTL)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for partition in partitions:
-            pipe.zrem(self.keys.window_index(partition), window_start)
-        self._call(pipe.execute)
+
+        def fill(pipe: redis.client.Pipeline) -> None:
+            for partition in partitions:
+                pipe.zrem(self.keys.window_index(partition), window_start)
+
+        self._pipelined(fill, transaction=False)
 
     # -- emission -----------------------------------------------------------------
 
@@ -346,10 +358,12 @@ class StateStore:
 
     def emissions(self, window_starts: Iterable[int]) -> dict[int, Emission]:
         window_starts = list(window_starts)
-        pipe = self.redis.pipeline(transaction=False)
-        for window_start in window_starts:
-            pipe.hgetall(self.keys.emission(window_start))
-        rows = self._call(pipe.execute)
+
+        def fill(pipe: redis.client.Pipeline) -> None:
+            for window_start in window_starts:
+                pipe.hgetall(self.keys.emission(window_start))
+
+        rows = self._pipelined(fill, transaction=False)
         return {ws: _emission(row) for ws, row in zip(window_starts, rows, strict=True)}
 
     def claim_revision(
@@ -407,6 +421,7 @@ class StateStore:
         return self._call(acquire)
 
     def release_emitter_lease(self, owner: str) -> None:
+        """Hand the lease back at shutdown; if Redis is away it simply expires."""
         key = self.keys.emitter_lease()
         with self.redis.pipeline(transaction=True) as pipe:
             try:
@@ -415,7 +430,7 @@ class StateStore:
                     pipe.multi()
                     pipe.delete(key)
                     pipe.execute()
-            except redis.WatchError:
+            except (redis.WatchError, redis.ConnectionError, redis.TimeoutError):
                 pass
 
     # -- topology, for readers ---------------------------------------------------

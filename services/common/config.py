@@ -207,3 +207,10 @@ STATE_NAMESPACE = Setting(
 PROCESSOR_GROUP = Setting(
     "CONSUMER_GROUP", "clickstream-processor", "consumer group of the processors"
 )
+REDIS_RETRY_SECONDS = Setting(
+    "REDIS_RETRY_SECONDS",
+    120.0,
+    "how long Redis may fail continuously (restart, failover, out of memory) before the "
+    "service exits; meanwhile it waits and reports not ready",
+    parse=positive_float,
+)

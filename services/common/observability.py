@@ -61,19 +61,59 @@ FENCE_RESYNCS = Counter(
     ["partition"],
 )
 
+REDIS_FAULTS = Counter(
+    "clickstream_redis_faults",
+    "Redis calls that failed transiently and were retried, by kind (out_of_memory, ...)",
+    ["kind"],
+)
+KAFKA_FAULTS = Counter(
+    "clickstream_kafka_faults",
+    "Broker calls that failed and were retried, by operation",
+    ["operation"],
+)
+DEPENDENCY_UP = Gauge(
+    "clickstream_dependency_up", "1 while a dependency answers, 0 during an outage", ["dependency"]
+)
+
 # Consumer (dashboard)
 WINDOWS_RECEIVED = Counter(
     "clickstream_dashboard_windows_received", "Window revisions read from the metrics topic"
 )
+DASHBOARD_INVALID_RECORDS = Counter(
+    "clickstream_dashboard_invalid_records",
+    "Metrics records the dashboard skipped (undecodable, invalid, far-future window), by reason",
+    ["reason"],
+)
 
 
 class Health:
-    """Liveness is a heartbeat from the main loop; readiness is a flag the service sets."""
+    """Liveness is a heartbeat from the main loop; readiness is a flag the service sets,
+    withdrawn while any dependency it needs (Redis, the broker) is blocked."""
 
     def __init__(self, stale_after_s: float = 30.0):
         self.stale_after_s = stale_after_s
         self._beat = time.monotonic()
-        self.ready = False
+        self._started = False
+        self._blocked: set[str] = set()
+
+    @property
+    def ready(self) -> bool:
+        return self._started and not self._blocked
+
+    @ready.setter
+    def ready(self, value: bool) -> None:
+        self._started = value
+
+    def block(self, dependency: str) -> None:
+        self._blocked.add(dependency)
+        DEPENDENCY_UP.labels(dependency).set(0)
+
+    def unblock(self, dependency: str) -> None:
+        self._blocked.discard(dependency)
+        DEPENDENCY_UP.labels(dependency).set(1)
+
+    def blocked(self) -> frozenset[str]:
+        return frozenset(self._blocked)
 
     def beat(self) -> None:
         self._beat = time.monotonic()
@@ -94,7 +134,9 @@ def serve(port: int, health: Health, host: str = "0.0.0.0") -> Callable[[], None
                 self._reply(200 if ok else 503, b"ok\n" if ok else b"main loop stalled\n")
             elif self.path == "/readyz":
                 ok = health.ready and health.alive()
-                self._reply(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
+                blocked = ", ".join(sorted(health.blocked()))
+                reason = f"not ready: waiting for {blocked}\n" if blocked else "not ready\n"
+                self._reply(200 if ok else 503, b"ready\n" if ok else reason.encode())
             else:
                 self._reply(404, b"not found\n")
 

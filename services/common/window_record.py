@@ -8,33 +8,54 @@ carries the original example's fields, plus what a consumer needs to trust it
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated, Final
 
 import msgspec
 
+from services.common.schema import MAX_DURATION_MS
+
 TOP_N = 10
+
+# Bounds a decoded record must meet (they are checked when decoding, not when the
+# processor builds a record). They hold for everything the processor publishes and
+# keep a hostile record on the topic from reaching a consumer's views.
+MAX_COUNT: Final = 2**53  # counts stay exact in any JSON reader
+MAX_ENTRIES: Final = 1000  # names per breakdown; every country code fits
+MAX_NAME_CHARS: Final = 2048  # the event schema's longest field (page_url)
+# Whole seconds, fixed width, always Z: the form iso_utc gives a window bound, so
+# the text order of two window_starts is their time order.
+WINDOW_TIME_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
+
+WindowTime = Annotated[str, msgspec.Meta(pattern=WINDOW_TIME_PATTERN)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
+Ratio = Annotated[float, msgspec.Meta(ge=0, le=MAX_COUNT)]  # HLL ratios may pass 1 a little
+Counts = Annotated[
+    dict[Annotated[str, msgspec.Meta(max_length=MAX_NAME_CHARS)], Count],
+    msgspec.Meta(max_length=MAX_ENTRIES),
+]
 
 
 class WindowRecord(msgspec.Struct, kw_only=True, omit_defaults=False):
-    window_start: str  # ISO 8601 UTC, e.g. 2024-10-26T10:30:00Z
-    window_end: str
-    total_events: int
-    unique_users: int
-    unique_sessions: int
-    event_types: dict[str, int]
-    devices: dict[str, int]
-    top_referrers: dict[str, int]  # at most TOP_N, highest first
-    top_pages: dict[str, int]  # at most TOP_N, highest first
-    avg_duration_ms: float  # one decimal
-    countries: dict[str, int] = {}
-    categories: dict[str, int] = {}
-    cart_sessions: int = 0  # sessions with at least one add_to_cart (HLL estimate)
-    purchase_sessions: int = 0  # sessions with at least one purchase (HLL estimate)
-    cart_conversion: float = 0.0  # cart_sessions / unique_sessions, 4 decimals
-    purchase_conversion: float = 0.0  # purchase_sessions / unique_sessions, 4 decimals
-    revision: int = 1  # 1, 2, ... as late events amend a published window
+    window_start: WindowTime  # RFC 3339 UTC, e.g. 2024-10-26T10:30:00Z
+    window_end: WindowTime
+    total_events: Count
+    unique_users: Count
+    unique_sessions: Count
+    event_types: Counts
+    devices: Counts
+    top_referrers: Counts  # at most TOP_N, highest first
+    top_pages: Counts  # at most TOP_N, highest first
+    avg_duration_ms: Annotated[float, msgspec.Meta(ge=0, le=MAX_DURATION_MS)]  # one decimal
+    countries: Counts = {}
+    categories: Counts = {}
+    cart_sessions: Count = 0  # sessions with at least one add_to_cart (HLL estimate)
+    purchase_sessions: Count = 0  # sessions with at least one purchase (HLL estimate)
+    cart_conversion: Ratio = 0.0  # cart_sessions / unique_sessions, 4 decimals
+    purchase_conversion: Ratio = 0.0  # purchase_sessions / unique_sessions, 4 decimals
+    revision: Annotated[int, msgspec.Meta(ge=1, le=MAX_COUNT)] = 1  # 1, 2, ... as late events amend
     final: bool = False  # no further revision will follow
-    late_events: int = 0  # events applied after the window had closed
-    published_at: str = ""  # wall clock of publication, ISO 8601 UTC
+    late_events: Count = 0  # events applied after the window had closed
+    published_at: Annotated[str, msgspec.Meta(max_length=64)] = ""  # wall clock, ISO 8601 UTC
 
     def content(self) -> tuple:
         """Everything but publication metadata: two records with equal content show the same."""

@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from services.common.window_record import WindowRecord, parse_iso
+from services.consumer.sanitize import printable, printable_keys
 from services.consumer.status import Reading, compact, describe_age
 from services.consumer.text import percent, ranked
 from services.consumer.windows import Change, Update, WindowBook
@@ -53,6 +54,7 @@ class DashboardState:
     processor_lag: Reading[int] | None = None
     connected: bool = True
     connection_error: str = ""
+    invalid_records: int = 0  # metrics records skipped as invalid since start
     started_at: float = field(default_factory=time.time)
 
     def apply(self, update: Update, at: float, announce: bool = True) -> None:
@@ -228,11 +230,11 @@ def _counts_panel(
     table.add_column(justify="right", no_wrap=True)
     table.add_column(justify="right", no_wrap=True)
     table.add_column(ratio=1, min_width=4)
-    items = ranked(counts)[:rows]
+    items = ranked(printable_keys(counts))[:rows]
     largest = items[0][1] if items else 1
     for name, count in items:
         table.add_row(
-            name,
+            Text(name),  # a Text, not a str: "[bold red]" in a page name is not markup
             f"{count:,}",
             f"{percent(count, total):5.1f}%",
             Bar(largest, 0, count, color="cyan"),
@@ -291,11 +293,13 @@ def _status_line(state: DashboardState, now: float) -> Text:
     else:
         text.append("● disconnected", style="bold red")
         if state.connection_error:
-            text.append(f" ({state.connection_error})", style="red")
+            text.append(f" ({printable(state.connection_error)})", style="red")
     seen = state.last_update_at
     text.append(f" │ last update {describe_age(now - seen)} ago" if seen else " │ no update yet")
     text.append(f" │ lag {_lag(state.consumer_lag)}")
     text.append(f" │ processor lag {_lag(state.processor_lag)}")
+    if state.invalid_records:
+        text.append(f" │ {state.invalid_records:,} invalid skipped", style="yellow")
     text.append(" │ Ctrl-C quits", style="dim")
     return text
 

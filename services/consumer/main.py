@@ -10,7 +10,9 @@ The run, in order:
 1. Check the broker and the topic (bounded retries; exit 2 with a clear
    message when either is missing).
 2. Backfill: read each partition's tail (or everything, --from-beginning) up to
-   its end offset at start, folding records into the WindowBook.
+   its end offset at start, folding records into the WindowBook. Here and
+   live, a record that fails `sanitize.admit` (undecodable, invalid, a window
+   far in the future) is skipped, logged and counted, never shown.
 3. Show the newest window(s): the --last N windows in text/json mode, the
    latest window and the history strip in the live view.
 4. Follow the topic live: each record that changes what is shown (a new
@@ -35,9 +37,10 @@ from services.common.config import Config, Setting, non_negative_int, positive_i
 from services.common.kafka import client_config
 from services.common.logging import configure, get_logger
 from services.common.shutdown import Stopper
-from services.common.window_record import WindowRecord, build_record, encode_record
+from services.common.window_record import WindowRecord, build_record
 from services.consumer import dashboard
 from services.consumer.reader import Backfill, MetricsReader, silent_logger
+from services.consumer.sanitize import json_line
 from services.consumer.status import Probe, processor_lag
 from services.consumer.text import render_block
 from services.consumer.windows import Update, WindowBook
@@ -88,6 +91,12 @@ SETTINGS = (
         "DASHBOARD_GIVE_UP_SECONDS",
         60,
         "exit 2 after the broker has been unreachable this long",
+        parse=positive_int,
+    ),
+    Setting(
+        "DASHBOARD_MAX_FUTURE_SECONDS",
+        600,
+        "skip (as invalid) a window starting further than this ahead of the host's clock",
         parse=positive_int,
     ),
     # The processor's settings, read here to find its live state and lag.
@@ -202,7 +211,7 @@ def run_log(
 
     def show(update: Update) -> None:
         if mode == "json":
-            sys.stdout.write(encode_record(update.record).decode() + "\n")
+            sys.stdout.write(json_line(update.record) + "\n")
         else:
             sys.stdout.write("\n" + render_block(update.record, update.change, update.added_events))
         sys.stdout.flush()
@@ -264,6 +273,7 @@ def run_live(
         state.processor_lag = probes[1].reading
         state.live = probes[2].reading
         state.connected = reader.unreachable_for() == 0
+        state.invalid_records = reader.invalid.total()
         state.connection_error = "" if state.connected else reader.last_error
         return dashboard.render(state, time.time(), *console.size)
 

@@ -8,6 +8,7 @@ layout so a reader of the log knows which figures replace which.
 from __future__ import annotations
 
 from services.common.window_record import WindowRecord
+from services.consumer.sanitize import printable_keys
 from services.consumer.windows import Change, describe_revision
 
 RULE = "=" * 80
@@ -49,6 +50,7 @@ def render_block(
         ("📄 TOP PAGES:", record.top_pages, 20, 5),
     )
     for title, counts, name_width, count_width in sections:
+        counts = printable_keys(counts)  # names come from strangers' events
         # Long names (page paths) widen their section so its numbers stay in one column.
         name_width = max([name_width] + [len(name) + 1 for name in counts])
         lines += ["", title]

@@ -15,10 +15,11 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import threading
 import time
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from services.common import config as cfg
 from services.common.config import (
@@ -27,6 +28,7 @@ from services.common.config import (
     non_negative_int,
     positive_int,
 )
+from services.common.errors import PublishError, TopicNotFound
 from services.common.kafka import make_consumer, make_producer, partition_count, wait_for_broker
 from services.common.logging import get_logger
 from services.common.observability import (
@@ -35,6 +37,7 @@ from services.common.observability import (
     FENCE_RESYNCS,
     REBALANCES,
     RECORDS_CONSUMED,
+    REDIS_FAULTS,
     WATERMARK_SECONDS,
     Health,
     serve,
@@ -45,8 +48,11 @@ from services.processor.apply import BatchApplier, PartitionCursor
 from services.processor.dead_letters import DeadLetters
 from services.processor.decode import decode
 from services.processor.emit import Emitter
+from services.processor.outage import Outage
 from services.processor.watermark import stream_time
 from statestore import ApplyStatus, PartitionState, StateStore
+from statestore.retry import FaultHooks, RedisRetry
+from statestore.server import require_noeviction
 
 log = get_logger("processor")
 
@@ -59,7 +65,16 @@ FETCH_SETTINGS = {
     # Default 1000 ms: with a bounded queue the fetcher would idle a second every
     # time the loop fell behind by one batch.
     "fetch.queue.backoff.ms": 5,
+    # Default 5 minutes: partitions added to the events topic would wait that long for an
+    # owner. A metadata request every 30 s costs the broker nothing noticeable.
+    "topic.metadata.refresh.interval.ms": 30_000,
 }
+# How often the processor re-reads the events topic's partition count, so windows merge
+# partitions added while it runs.
+PARTITION_REFRESH_S = 30.0
+# An unanswered log-end query counts the partition as active: it may hold windows open a
+# little longer, never close one early.
+LOG_END_TIMEOUT_S = 5.0
 
 # The emitter lease outlives several missed punctuations (a GC pause, a slow Redis call)
 # so a live emitter keeps it, yet a dead one is replaced within about two seconds.
@@ -68,8 +83,6 @@ EMITTER_LEASE_PUNCTUATIONS = 8
 # librdkafka wants heartbeats a few times per session timeout; 100 ms is its floor here.
 HEARTBEATS_PER_SESSION = 6
 HEARTBEAT_MIN_MS = 100
-# Asking the broker for a log end (idleness check) must not stall the loop for long.
-LOG_END_TIMEOUT_S = 5
 # On shutdown: whatever the producers still hold gets this long to be acknowledged; an
 # unacknowledged revision or dead letter is not lost, its fence never moved past it.
 SHUTDOWN_FLUSH_TIMEOUT_S = 10
@@ -93,6 +106,21 @@ SETTINGS = (
     ),
     cfg.PROCESSOR_GROUP,
     cfg.STATE_NAMESPACE,
+    cfg.REDIS_RETRY_SECONDS,
+    Setting(
+        "REDIS_ALLOW_EVICTION",
+        False,
+        "run even if Redis' maxmemory-policy is not noeviction (window state may be evicted "
+        "while offset fences survive: only for those who know better)",
+        parse=cfg.parse_bool,
+    ),
+    Setting(
+        "KAFKA_RETRY_SECONDS",
+        120.0,
+        "how long the broker may fail to confirm dead letters or window records, or to answer "
+        "metadata queries, before the processor exits; meanwhile it waits, not ready",
+        parse=cfg.positive_float,
+    ),
     Setting("BATCH_MAX_RECORDS", 5000, "records per poll", parse=positive_int),
     Setting("BATCH_MAX_WAIT_MS", 100, "longest wait for a batch to fill", parse=positive_int),
     Setting(
@@ -119,8 +147,13 @@ class Processor:
         self.windowing = Windowing(
             config.window_seconds, config.grace_seconds, config.allowed_lateness_seconds
         )
+        self.health = Health()
         self.store = StateStore.from_url(
-            config.redis_url, config.state_namespace, self.topic, ttl_s=config.state_ttl_seconds
+            config.redis_url,
+            config.state_namespace,
+            self.topic,
+            ttl_s=config.state_ttl_seconds,
+            retry=RedisRetry(config.redis_retry_seconds, self._redis_fault_hooks()),
         )
         self.consumer = make_consumer(
             config,
@@ -146,14 +179,33 @@ class Processor:
         )
         self.metrics_producer = make_producer(config, **{"linger.ms": 0})
         self.cursors: dict[int, PartitionCursor] = {}
-        self.health = Health()
+        # One outage per path, so one path answering again cannot hide another still failing.
+        budget_s = config.kafka_retry_seconds
+        self.dead_letter_outage = Outage("kafka-dead-letters", budget_s, self.health)
+        self.publish_outage = Outage("kafka-metrics", budget_s, self.health)
+        self.metadata_outage = Outage("kafka-metadata", budget_s, self.health)
+        self._partitions_checked_at = time.monotonic()
         self.partitions = 0
         self.emitter: Emitter | None = None
+
+    def _redis_fault_hooks(self) -> FaultHooks:
+        """While Redis is away: not ready, still alive (the loop is waiting, not stuck)."""
+
+        def on_fault(kind: str) -> None:
+            REDIS_FAULTS.labels(kind).inc()
+            self.health.block("redis")
+
+        return FaultHooks(
+            on_fault=on_fault,
+            on_waiting=self.health.beat,
+            on_recovered=lambda _outage_s: self.health.unblock("redis"),
+        )
 
     # -- partition ownership ----------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Seek every newly owned partition to its fence + 1, read from Redis."""
+        self._grow_to(max(tp.partition for tp in partitions) + 1 if partitions else 0)
         states = self.store.partition_states(tp.partition for tp in partitions)
         for tp in partitions:
             state = states[tp.partition]
@@ -194,6 +246,10 @@ class Processor:
             return fence + 1
         return OFFSET_BEGINNING if self.config.start_from == "earliest" else OFFSET_END
 
+    def _seek_to_fence(self, partition: int) -> None:
+        fence = self.cursors[partition].fence
+        self.consumer.seek(TopicPartition(self.topic, partition, self._start_offset(fence)))
+
     def _resync(self, partition: int, state: PartitionState | None = None) -> None:
         """The fence moved under this replica: take Redis' word and seek to fence + 1."""
         if state is None:
@@ -208,6 +264,10 @@ class Processor:
     def run(self, stop: threading.Event) -> int:
         metadata = wait_for_broker(self.consumer)
         self.partitions = partition_count(metadata, self.topic)
+        for topic in (self.config.metrics_topic, self.config.dlq_topic):
+            partition_count(metadata, topic)  # raises TopicNotFound naming it
+        policy = require_noeviction(self.store.redis, self.config.redis_allow_eviction)
+        log.info("redis eviction policy", maxmemory_policy=policy)
         self.store.record_topology(self.partitions, self.windowing.size_s)
         self.emitter = Emitter(
             self.store,
@@ -261,7 +321,22 @@ class Processor:
                 continue  # revoked while the batch was in flight
             cursor.caught_up_offset = None
             RECORDS_CONSUMED.labels(str(partition)).inc(len(batch.messages))
-            if self.applier.apply(batch, cursor) is ApplyStatus.APPLIED:
+            try:
+                status = self.applier.apply(batch, cursor)
+            except PublishError as error:
+                # A dead letter was not confirmed, so the batch was not applied: read it again.
+                self.dead_letter_outage.failed(
+                    "dead-letter confirm",
+                    error,
+                    topic=self.topic,
+                    partition=partition,
+                    first_offset=batch.first_offset,
+                    last_offset=batch.last_offset,
+                )
+                self._seek_to_fence(partition)
+                continue
+            self.dead_letter_outage.succeeded()
+            if status is ApplyStatus.APPLIED:
                 applied.append(TopicPartition(self.topic, partition, batch.last_offset + 1))
             else:
                 self._resync(partition)
@@ -296,19 +371,62 @@ class Processor:
                 )
                 self._resync(partition, state)
             self._export_gauges(partition, state)
-        self.emitter.tick(
-            lambda: stream_time(
-                states, now_ms, self.config.idle_partition_seconds * 1000, self._log_end
-            ),
-            time.time(),
-        )
+        try:
+            self.emitter.tick(
+                lambda: stream_time(
+                    states, now_ms, self.config.idle_partition_seconds * 1000, self._log_end
+                ),
+                time.time(),
+            )
+        except PublishError as error:
+            # The claimed revision stays pending in Redis; the next tick publishes it.
+            self.publish_outage.failed("publish window", error, topic=self.config.metrics_topic)
+        else:
+            self.publish_outage.succeeded()
+        self._refresh_partitions()
 
     def _log_end(self, partition: int) -> int:
         """The partition's current end offset, asked of the broker (not the fetch cache)."""
-        _low, high = self.consumer.get_watermark_offsets(
-            TopicPartition(self.topic, partition), timeout=LOG_END_TIMEOUT_S, cached=False
-        )
+        try:
+            _low, high = self.consumer.get_watermark_offsets(
+                TopicPartition(self.topic, partition), timeout=LOG_END_TIMEOUT_S, cached=False
+            )
+        except KafkaException as error:
+            self.metadata_outage.failed(
+                "log-end query", error, topic=self.topic, partition=partition
+            )
+            return sys.maxsize  # unknown end: not idle
+        self.metadata_outage.succeeded()
         return high
+
+    def _refresh_partitions(self) -> None:
+        """Take in partitions added to the events topic while running."""
+        if time.monotonic() - self._partitions_checked_at < PARTITION_REFRESH_S:
+            return
+        self._partitions_checked_at = time.monotonic()
+        try:
+            metadata = self.consumer.list_topics(self.topic, timeout=LOG_END_TIMEOUT_S)
+            partitions = partition_count(metadata, self.topic)
+        except (KafkaException, TopicNotFound) as error:
+            self.metadata_outage.failed("metadata", error, topic=self.topic)
+            return
+        self.metadata_outage.succeeded()
+        self._grow_to(partitions)
+
+    def _grow_to(self, partitions: int) -> None:
+        """Partitions are only ever added to a topic; merge every window over all of them."""
+        if partitions <= self.partitions:
+            return
+        log.warning(
+            "events topic gained partitions",
+            topic=self.topic,
+            partitions_before=self.partitions,
+            partitions=partitions,
+        )
+        self.partitions = partitions
+        if self.emitter is not None:
+            self.emitter.partitions = range(partitions)
+        self.store.record_topology(partitions, self.windowing.size_s)
 
     def _export_gauges(self, partition: int, state: PartitionState) -> None:
         label = str(partition)

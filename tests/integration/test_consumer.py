@@ -70,7 +70,7 @@ def publish(config, records: list[WindowRecord]) -> None:
 class ConsumeProcess:
     """`clickstream consume` in a child process; stdout and stderr lines collected as they come."""
 
-    def __init__(self, pipeline, *args: str, **environ: str):
+    def __init__(self, pipeline, *args: str, stdout: int = subprocess.PIPE, **environ: str):
         env = {
             **os.environ,
             **pipeline.environ,
@@ -83,7 +83,7 @@ class ConsumeProcess:
             [sys.executable, "-m", "services.cli", "consume", *args],
             cwd=REPO,
             env=env,
-            stdout=subprocess.PIPE,
+            stdout=stdout,
             stderr=subprocess.PIPE,
             text=True,
         )
@@ -92,6 +92,8 @@ class ConsumeProcess:
         self._changed = threading.Condition()
         streams = ((self.process.stdout, self.stdout), (self.process.stderr, self.stderr))
         for stream, lines in streams:
+            if stream is None:  # stdout given to something else (a pseudo-terminal)
+                continue
             threading.Thread(target=self._collect, args=(stream, lines), daemon=True).start()
 
     def _collect(self, stream, lines: list[str]) -> None:
