@@ -39,7 +39,7 @@ from services.common.topics import (
 )
 from services.common.window_record import decode_record, parse_iso
 from services.common.windowing import Windowing
-from services.processor.main import FETCH_SETTINGS
+from services.processor.settings import FETCH_SETTINGS
 from services.processor.watermark import stream_time
 from services.producer.generator import TrafficGenerator
 from statestore import StateStore
