@@ -1,7 +1,7 @@
-"""The moving parts of a chaos run: replicas, a private Redis, metrics scraping, topic readers.
+"""The moving parts of a chaos run: replicas, metrics scraping, topic readers.
 
 Each piece does one thing and knows nothing about the verdict; load.chaos
-composes them.
+composes them (its private Redis is load.redis_server).
 """
 
 from __future__ import annotations

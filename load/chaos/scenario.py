@@ -30,8 +30,8 @@ log = get_logger("chaos")
 # Kills come every CHAOS_KILL_EVERY seconds times a factor drawn from this range (+-50%),
 # so they land at every phase of a window and of a rebalance.
 KILL_JITTER = (0.5, 1.5)
-# The DLQ is read at least this long after the windows' deadline: its records were
-# confirmed before the fences moved, so they are on the topic by then (seen: < 1 s).
+# However the windows' wait ended, the DLQ gets at least this long to show every planted
+# record (they were confirmed before the fences moved, so they are already on the topic).
 DLQ_MIN_WAIT_S = 15.0
 
 
