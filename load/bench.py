@@ -16,26 +16,30 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
-from rich.console import Console
-from rich.table import Table
 
 from load import dataset
+from load.bench_parts import Figure, live_traffic, percentile, print_table
 from load.dataset import Record
-from load.fleet import ProcessorFleet
+from load.fleet import ProcessorFleet, processor_env
 from load.replay import replay
 from services.common.config import Config, Setting, positive_int, redis_options
-from services.common.kafka import make_admin, make_consumer, make_producer
+from services.common.kafka import make_admin, make_consumer
 from services.common.logging import get_logger
 from services.common.schema import encode_event
-from services.common.topics import TopicSpec, ensure_topics
+from services.common.topics import (
+    DLQ_PARTITIONS,
+    EVENTS_PARTITIONS,
+    METRICS_PARTITIONS,
+    TopicSpec,
+    ensure_topics,
+)
 from services.common.window_record import decode_record, parse_iso
 from services.common.windowing import Windowing
-from services.processor.main import FETCH_SETTINGS
+from services.processor.settings import FETCH_SETTINGS
 from services.processor.watermark import stream_time
 from services.producer.generator import TrafficGenerator
 from statestore import StateStore
@@ -56,15 +60,28 @@ SETTINGS = (
 )
 
 DATASET_START = 1_767_225_600  # 2026-01-01T00:00:00Z
+EVENT_PARTITION_RANGE = range(EVENTS_PARTITIONS)
+DATASET_SPAN_S = 600  # two default windows: fold and apply cross a window boundary
+RSS_MIN_EVENTS = 300_000  # past start-up and folding full batches, whatever the users
+# Distinct event shapes the throughput dataset cycles through (users and times vary per
+# event): enough variety for decode and fold, cheap to generate for a million events.
+TEMPLATE_EVENTS = 50_000
 
+# Publish delay: short windows, so a 20 s run sees about ten of them close.
+DELAY_WINDOW_S, DELAY_GRACE_S = 2, 1
+DELAY_IDLE_PARTITION_S = 5  # above any gap in live traffic: no partition goes idle
+# Closability is timed to 5 ms, well below the delays measured (p50 0.18 s, p99 0.27 s).
+WATERMARK_POLL_S = 0.005
+# Traffic starts once the replica has joined its group, or the first windows would
+# measure the join instead of the publish path.
+JOIN_BEFORE_TRAFFIC_S = 3
+WATCHER_JOIN_TIMEOUT_S = 5
+BARE_CONSUME_BATCH = 5000  # as the processor's default BATCH_MAX_RECORDS
 
-@dataclass
-class Figure:
-    name: str
-    value: float
-    unit: str
-    target: str = ""
-    note: str = ""
+# How often the end-to-end rate and the takeover read the fences: the takeover figure
+# (6.8 s measured) is timed to 50 ms, the rate over a run of seconds.
+STATE_POLL_S = 0.02
+TAKEOVER_POLL_S = 0.05
 
 
 class Bench:
@@ -77,7 +94,7 @@ class Bench:
 
     # -- topics and data --------------------------------------------------------
 
-    def topic(self, name: str, partitions: int = 6) -> str:
+    def topic(self, name: str, partitions: int = EVENTS_PARTITIONS) -> str:
         topic = f"bench-{self.run_id}-{name}"
         ensure_topics(self.admin, [TopicSpec(topic, partitions)], replication_factor=1)
         return topic
@@ -85,7 +102,9 @@ class Bench:
     def dataset(self, events: int, users: int, span_s: float) -> Path:
         """A dataset file (load.dataset format) cycling through `users` distinct users."""
         generator = TrafficGenerator(users=100, seed=7)
-        templates = [generator.next_event(DATASET_START) for _ in range(min(events, 50_000))]
+        templates = [
+            generator.next_event(DATASET_START) for _ in range(min(events, TEMPLATE_EVENTS))
+        ]
         step = span_s / events
         records = []
         replace = msgspec.structs.replace
@@ -118,7 +137,7 @@ class Bench:
         consumer.subscribe([topic])
         seen, started = 0, None
         while seen < expected:
-            messages = consumer.consume(5000, 1.0)
+            messages = consumer.consume(BARE_CONSUME_BATCH, 1.0)
             if messages and started is None:
                 started = time.perf_counter()
             for message in messages:
@@ -130,21 +149,10 @@ class Bench:
         return expected / elapsed
 
     def processor_env(self, topic: str, namespace: str, **extra: str) -> dict[str, str]:
-        return {
-            "KAFKA_BOOTSTRAP_SERVERS": self.config.kafka_bootstrap_servers,
-            "REDIS_URL": self.config.redis_url,
-            "REDIS_USERNAME": self.config.redis_username,
-            "REDIS_PASSWORD": self.config.redis_password,
-            "REDIS_TLS_CA_FILE": self.config.redis_tls_ca_file,
-            "EVENTS_TOPIC": topic,
-            "METRICS_TOPIC": self.metrics_topic,
-            "DLQ_TOPIC": self.dlq_topic,
-            "STATE_NAMESPACE": namespace,
-            "CONSUMER_GROUP": namespace,
-            "METRICS_PORT": "0",
-            "LOG_FORMAT": "json",
-            **extra,
-        }
+        run = self.config.replace(
+            events_topic=topic, metrics_topic=self.metrics_topic, dlq_topic=self.dlq_topic
+        )
+        return processor_env(run, STATE_NAMESPACE=namespace, CONSUMER_GROUP=namespace, **extra)
 
     def processor_rate(self, topic: str, expected: int, replicas: int) -> tuple[float, float]:
         """Events/s end to end into Redis (from the first applied batch to the last) and
@@ -158,13 +166,15 @@ class Bench:
         try:
             started = applied_at_start = None
             while True:
-                applied = sum(s.fence + 1 for s in store.partition_states(range(6)).values())
+                applied = sum(
+                    s.fence + 1 for s in store.partition_states(EVENT_PARTITION_RANGE).values()
+                )
                 if applied and started is None:
                     started, applied_at_start = time.perf_counter(), applied
                 if applied >= expected:
                     elapsed = time.perf_counter() - started
                     break
-                time.sleep(0.02)
+                time.sleep(STATE_POLL_S)
             rss = fleet.peak_rss_mb(0)
         finally:
             fleet.stop_all()
@@ -173,23 +183,9 @@ class Bench:
 
     # -- latency ----------------------------------------------------------------
 
-    def live_traffic(self, topic: str, seconds: float, rate: int, stop: threading.Event) -> None:
-        generator = TrafficGenerator(users=1000, seed=11)
-        producer = make_producer(self.config, **{"linger.ms": 5})
-        deadline = time.time() + seconds
-        tick = 0.02
-        while time.time() < deadline and not stop.is_set():
-            now = time.time()
-            for _ in range(int(rate * tick)):
-                event = generator.next_event(now)
-                producer.produce(topic, encode_event(event), key=event.user_id)
-            producer.poll(0)
-            time.sleep(max(0.0, tick - (time.time() - now)))
-        producer.flush(30)
-
     def publish_delay(self, seconds: int, rate: int) -> list[float]:
         """Seconds from each window becoming closable to its first record on the topic."""
-        window, grace = 2, 1
+        window, grace = DELAY_WINDOW_S, DELAY_GRACE_S
         windowing = Windowing(window, grace)
         topic = self.topic(f"live-{uuid.uuid4().hex[:4]}")
         namespace = f"bench-{self.run_id}-delay"
@@ -202,7 +198,7 @@ class Bench:
                 namespace,
                 WINDOW_SECONDS=str(window),
                 GRACE_SECONDS=str(grace),
-                IDLE_PARTITION_SECONDS="5",
+                IDLE_PARTITION_SECONDS=DELAY_IDLE_PARTITION_S,
             ),
             self.log_dir,
         )
@@ -210,54 +206,47 @@ class Bench:
         received: dict[float, float] = {}
         stop = threading.Event()
 
-        def observe_watermark() -> None:
-            while not stop.is_set():
-                now = time.time()
-                # Traffic flows the whole time: no partition counts as idle here.
-                stream = stream_time(
-                    store.partition_states(range(6)), int(now * 1000), 5000, lambda _p: sys.maxsize
-                )
-                if stream.watermark_s is not None:
-                    closed_by = windowing.latest_closed_start(stream.watermark_s)
-                    newest_closed = windowing.start_of(closed_by)
-                    closable.setdefault(newest_closed, now)
-                time.sleep(0.005)
-
-        def observe_topic() -> None:
-            consumer = make_consumer(
-                self.config,
-                f"bench-delay-{self.run_id}",
-                **{"fetch.wait.max.ms": 5, "auto.offset.reset": "earliest"},
-            )
-            consumer.subscribe([self.metrics_topic])
-            while not stop.is_set():
-                for message in consumer.consume(100, 0.05):
-                    if message.error() is None:
-                        record = decode_record(message.value())
-                        if record.revision == 1:
-                            received.setdefault(parse_iso(record.window_start), time.time())
-            consumer.close()
-
         fleet.start_all(1)
         watchers = [
-            threading.Thread(target=observe_watermark, daemon=True),
-            threading.Thread(target=observe_topic, daemon=True),
+            threading.Thread(
+                target=_observe_closable, args=(store, windowing, closable, stop), daemon=True
+            ),
+            threading.Thread(
+                target=self._observe_first_revisions, args=(received, stop), daemon=True
+            ),
         ]
         for watcher in watchers:
             watcher.start()
         try:
-            time.sleep(3)  # let the replica join before traffic starts
-            self.live_traffic(topic, seconds, rate, stop)
+            time.sleep(JOIN_BEFORE_TRAFFIC_S)
+            live_traffic(self.config, topic, seconds, rate, stop)
+            # The last window closes after its grace; one more second for its record.
             time.sleep(window + grace + 1)
         finally:
             stop.set()
             for watcher in watchers:
-                watcher.join(5)
+                watcher.join(WATCHER_JOIN_TIMEOUT_S)
             fleet.stop_all()
             store.reset()
         # The first window may have opened before traffic did; skip it.
         starts = sorted(start for start in received if start in closable)[1:]
         return [received[start] - closable[start] for start in starts]
+
+    def _observe_first_revisions(self, received: dict[float, float], stop: threading.Event) -> None:
+        """When each window's revision 1 reaches a reader of the metrics topic."""
+        consumer = make_consumer(
+            self.config,
+            f"bench-delay-{self.run_id}",
+            **{"fetch.wait.max.ms": 5, "auto.offset.reset": "earliest"},
+        )
+        consumer.subscribe([self.metrics_topic])
+        while not stop.is_set():
+            for message in consumer.consume(100, 0.05):
+                if message.error() is None:
+                    record = decode_record(message.value())
+                    if record.revision == 1:
+                        received.setdefault(parse_iso(record.window_start), time.time())
+        consumer.close()
 
     def takeover(self, seconds: int, rate: int) -> float:
         """Seconds from SIGKILL of a replica until all its partitions are applied again."""
@@ -268,18 +257,20 @@ class Bench:
         )
         fleet = ProcessorFleet(self.processor_env(topic, namespace), self.log_dir)
         stop = threading.Event()
-        traffic = threading.Thread(target=self.live_traffic, args=(topic, seconds, rate, stop))
+        traffic = threading.Thread(
+            target=live_traffic, args=(self.config, topic, seconds, rate, stop)
+        )
         fleet.start_all(2)
         traffic.start()
         try:
             victim = fleet.replica_id(0)
             deadline = time.time() + seconds
             while time.time() < deadline:
-                states = store.partition_states(range(6))
+                states = store.partition_states(EVENT_PARTITION_RANGE)
                 owned = [p for p, s in states.items() if s.owner == victim]
                 if owned and all(s.owner for s in states.values()):
                     break
-                time.sleep(0.1)
+                time.sleep(TAKEOVER_POLL_S)
             killed_at_ms = int(time.time() * 1000)
             fleet.kill(0)
             while time.time() < deadline:
@@ -289,7 +280,7 @@ class Bench:
                     for s in states.values()
                 ):
                     return time.time() - killed_at_ms / 1000
-                time.sleep(0.05)
+                time.sleep(TAKEOVER_POLL_S)
             return float("nan")
         finally:
             stop.set()
@@ -301,11 +292,11 @@ class Bench:
 
     def run(self) -> list[Figure]:
         config = self.config
-        self.metrics_topic = self.topic("metrics", 3)
-        self.dlq_topic = self.topic("dlq", 3)
+        self.metrics_topic = self.topic("metrics", METRICS_PARTITIONS)
+        self.dlq_topic = self.topic("dlq", DLQ_PARTITIONS)
         events, users = config.bench_events, config.bench_users
         step("dataset", f"{events:,} events, {users:,} users")
-        path = self.dataset(events, users, span_s=600)
+        path = self.dataset(events, users, span_s=DATASET_SPAN_S)
         topic = self.topic("events")
         self.add(
             "replay (clickstream load), full speed",
@@ -317,7 +308,7 @@ class Bench:
         bare = self.bare_consumer(topic, events)
         self.add("bare consumer (ceiling)", bare, "events/s")
         step("processor x1")
-        one, rss = self.processor_rate(topic, events, 1)
+        one, _ = self.processor_rate(topic, events, 1)
         self.add(
             "processor, 1 replica",
             one,
@@ -334,7 +325,7 @@ class Bench:
             self.add("publish delay p50", statistics.median(delays), "s")
             self.add(
                 "publish delay p99",
-                _percentile(delays, 99),
+                percentile(delays, 99),
                 "s",
                 "<= 1 s",
                 f"{len(delays)} windows",
@@ -347,19 +338,22 @@ class Bench:
             "<= 10 s",
         )
         for user_count in (int(n) for n in config.bench_rss_users.split(",")):
-            step("peak RSS", f"{user_count:,} users")
-            count = max(300_000, user_count)
-            rss_topic = self.topic(f"rss-{user_count}")
-            self.load(rss_topic, self.dataset(count, user_count, span_s=600))
-            _, rss = self.processor_rate(rss_topic, count, 1)
-            self.add(
-                f"processor peak RSS, {user_count:,} users",
-                rss,
-                "MB",
-                "<= 150 MB",
-                f"{count:,} events",
-            )
+            self.peak_rss(user_count)
         return self.figures
+
+    def peak_rss(self, user_count: int) -> None:
+        step("peak RSS", f"{user_count:,} users")
+        count = max(RSS_MIN_EVENTS, user_count)
+        rss_topic = self.topic(f"rss-{user_count}")
+        self.load(rss_topic, self.dataset(count, user_count, span_s=DATASET_SPAN_S))
+        _, rss = self.processor_rate(rss_topic, count, 1)
+        self.add(
+            f"processor peak RSS, {user_count:,} users",
+            rss,
+            "MB",
+            "<= 150 MB",
+            f"{count:,} events",
+        )
 
     def add(self, name: str, value: float, unit: str, target: str = "", note: str = "") -> None:
         self.figures.append(Figure(name, value, unit, target, note))
@@ -376,24 +370,27 @@ class Bench:
                 future.result()
 
 
-def _percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
+def _observe_closable(
+    store: StateStore, windowing: Windowing, closable: dict[float, float], stop: threading.Event
+) -> None:
+    """When each window became closable, from the watermarks the replicas write to Redis."""
+    while not stop.is_set():
+        now = time.time()
+        # Traffic flows the whole time: no partition counts as idle here.
+        stream = stream_time(
+            store.partition_states(EVENT_PARTITION_RANGE),
+            int(now * 1000),
+            DELAY_IDLE_PARTITION_S * 1000,
+            lambda _p: sys.maxsize,
+        )
+        if stream.watermark_s is not None:
+            closed_by = windowing.latest_closed_start(stream.watermark_s)
+            closable.setdefault(windowing.start_of(closed_by), now)
+        time.sleep(WATERMARK_POLL_S)
 
 
 def step(name: str, detail: str = "") -> None:
     log.info("bench step", step=name, detail=detail)
-
-
-def print_table(figures: list[Figure], console: Console | None = None) -> None:
-    table = Table(title="clickstream bench (one run, this machine)")
-    for column in ("measure", "value", "unit", "target", "note"):
-        table.add_column(column, justify="right" if column == "value" else "left")
-    for figure in figures:
-        value = f"{figure.value:,.0f}" if figure.value >= 100 else f"{figure.value:,.3f}"
-        table.add_row(figure.name, value, figure.unit, figure.target, figure.note)
-    (console or Console(width=130)).print(table)
 
 
 def run(config: Config, *, on_figures: Callable[[list[Figure]], None] = print_table) -> int:

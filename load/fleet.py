@@ -1,7 +1,10 @@
-"""A numbered fleet of processor replicas (load.harness.Replica) for benchmarks and tests.
+"""Processor replicas started by tools and tests: their environment, and a numbered fleet.
 
-Real subprocesses: SIGKILL means SIGKILL and RSS is the real RSS. Replica i
-keeps its log file and metrics port across restarts.
+processor_env() is the one place that turns a tool's or a test's Config into a
+`clickstream process` environment (chaos, bench, profile and the integration
+tests all use it). The fleet runs real subprocesses (load.harness.Replica):
+SIGKILL means SIGKILL and RSS is the real RSS. Replica i keeps its log file and
+metrics port across restarts.
 """
 
 from __future__ import annotations
@@ -12,8 +15,42 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from load.harness import Replica
+from services.common.config import Config
 
 PROCESS_COMMAND = (sys.executable, "-m", "services.cli", "process")
+
+# What a replica takes from the starting tool's Config: where the broker, Redis and
+# the topics are (credentials included), so it talks to the same pipeline.
+CONNECTION = (
+    "kafka_bootstrap_servers",
+    "kafka_security_protocol",
+    "kafka_sasl_mechanism",
+    "kafka_sasl_username",
+    "kafka_sasl_password",
+    "kafka_ssl_ca_location",
+    "kafka_ssl_certificate_location",
+    "kafka_ssl_key_location",
+    "kafka_ssl_key_password",
+    "redis_url",
+    "redis_username",
+    "redis_password",
+    "redis_tls_ca_file",
+    "events_topic",
+    "metrics_topic",
+    "dlq_topic",
+)
+
+
+def processor_env(config: Config, **settings: object) -> dict[str, str]:
+    """A replica's settings: `config`'s connection, JSON logs (read back by tools), no
+    metrics port, then `settings` by environment name (STATE_NAMESPACE=..., ...).
+
+    Only the processor's own variables: whoever starts the process adds os.environ.
+    """
+    env = {name.upper(): str(getattr(config, name)) for name in CONNECTION}
+    env.update(METRICS_PORT="0", LOG_FORMAT="json")
+    env.update({name: str(value) for name, value in settings.items()})
+    return env
 
 
 class ProcessorFleet:

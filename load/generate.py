@@ -48,6 +48,9 @@ from services.producer.generator import TrafficGenerator
 
 MALFORMED_KINDS = (NOT_JSON, MISSING_FIELD, WRONG_TYPE, INVALID_VALUE, TOO_LARGE, EMPTY)
 TOO_LATE_MIN_S = 2 * 24 * 3600
+# Too-late events spread over an hour beyond their minimum age, so they fall in many
+# different (long sealed) windows rather than one.
+TOO_LATE_SPREAD_S = 3600
 WARM_UP_SHARE = 0.10  # no too-late events before every partition has a watermark
 
 # A fixed default start keeps `generate` reproducible from its flags alone.
@@ -128,7 +131,7 @@ def generate(plan: Plan) -> Iterator[Record]:
                 yield _event_record(event, arrival, arrival, VALID)
         elif draw < t_too_late:
             if arrival >= warm_up_end:
-                event_time = arrival - plan.too_late_behind - planting.uniform(0, 3600)
+                event_time = arrival - plan.too_late_behind - planting.uniform(0, TOO_LATE_SPREAD_S)
                 yield _event_record(event, event_time, arrival, TOO_LATE)
             else:
                 yield _event_record(event, arrival, arrival, VALID)

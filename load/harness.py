@@ -1,15 +1,13 @@
-"""The moving parts of a chaos run: replicas, a private Redis, metrics scraping, topic readers.
+"""The moving parts of a chaos run: replicas, metrics scraping, topic readers.
 
 Each piece does one thing and knows nothing about the verdict; load.chaos
-composes them.
+composes them (its private Redis is load.redis_server).
 """
 
 from __future__ import annotations
 
 import random
-import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -33,12 +31,12 @@ from services.common.window_record import WindowRecord, decode_record
 log = get_logger("load.chaos")
 
 APPLIED_METRIC = "clickstream_events_applied"  # counter, label `partition`
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+# Broker round trips (metadata, offsets): generous, a chaos run's broker is busy.
+METADATA_TIMEOUT_S = 10
+LOG_END_TIMEOUT_S = 5
+PROCESS_EXIT_TIMEOUT_S = 10  # a SIGKILLed process is reaped at once; this only bounds it
+SCRAPER_JOIN_TIMEOUT_S = 5
+READ_BATCH = 5000  # records per consume() when reading a topic back
 
 
 class Replica:
@@ -83,7 +81,7 @@ class Replica:
         """SIGKILL: no shutdown hook runs, whatever the process was doing."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=PROCESS_EXIT_TIMEOUT_S)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM, then SIGKILL if it has not exited within the timeout."""
@@ -105,85 +103,6 @@ class Replica:
             return error.code, b""
         except OSError:
             return 0, b""
-
-
-class RedisServer:
-    """A private redis-server with AOF, so a chaos run may kill and restart it safely."""
-
-    def __init__(self, directory: Path, port: int | None = None):
-        self.directory = directory.resolve()  # redis-server changes into --dir first
-        self.port = port or free_port()
-        self.process: subprocess.Popen | None = None
-        self.restarts = 0
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self, timeout_s: float = 15.0) -> None:
-        if shutil.which("redis-server") is None:
-            raise RuntimeError("redis-server is not installed (make up installs it)")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--dir",
-                str(self.directory),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-                "--daemonize",
-                "no",
-                "--logfile",
-                str(self.directory / "redis.log"),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        import redis
-
-        client = redis.Redis.from_url(self.url, socket_timeout=1)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                if client.ping():
-                    break
-            except redis.RedisError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"redis-server did not answer PING on port {self.port}; "
-                    f"see {self.directory / 'redis.log'}"
-                )
-            time.sleep(0.05)
-        client.close()
-
-    def restart(self) -> None:
-        """SIGKILL and start again from the AOF: acknowledged writes were already written."""
-        self.kill()
-        self.start()
-        self.restarts += 1
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 def applied_by_partition(metrics_text: str) -> dict[int, float]:
@@ -260,7 +179,7 @@ class Scraper:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=SCRAPER_JOIN_TIMEOUT_S)
 
     def scrape_once(self) -> None:
         for replica in self.replicas:
@@ -290,7 +209,7 @@ class TopicReader:
     def __init__(self, config: Config, topic: str, start: Mapping[int, int] | None = None):
         self.topic = topic
         self.consumer: Consumer = make_consumer(config, f"chaos-reader-{uuid.uuid4().hex[:8]}")
-        metadata = self.consumer.list_topics(topic, timeout=10)
+        metadata = self.consumer.list_topics(topic, timeout=METADATA_TIMEOUT_S)
         partitions = sorted(metadata.topics[topic].partitions)
         start = start or {}
         self.consumer.assign([TopicPartition(topic, p, start.get(p, 0)) for p in partitions])
@@ -299,7 +218,7 @@ class TopicReader:
     def poll(self, timeout_s: float = 0.5) -> list:
         return [
             m
-            for m in self.consumer.consume(num_messages=5000, timeout=timeout_s)
+            for m in self.consumer.consume(num_messages=READ_BATCH, timeout=timeout_s)
             if m.error() is None
         ]
 
@@ -308,7 +227,9 @@ class TopicReader:
         positions = self.consumer.position([TopicPartition(self.topic, p) for p in self.partitions])
         for position in positions:
             _, high = self.consumer.get_watermark_offsets(
-                TopicPartition(self.topic, position.partition), timeout=5, cached=False
+                TopicPartition(self.topic, position.partition),
+                timeout=LOG_END_TIMEOUT_S,
+                cached=False,
             )
             if high > 0 and (position.offset < 0 or position.offset < high):
                 return False
@@ -321,9 +242,11 @@ class TopicReader:
 def end_offsets(config: Config, topic: str) -> dict[int, int]:
     consumer = make_consumer(config, f"chaos-offsets-{uuid.uuid4().hex[:8]}")
     try:
-        metadata = consumer.list_topics(topic, timeout=10)
+        metadata = consumer.list_topics(topic, timeout=METADATA_TIMEOUT_S)
         return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=METADATA_TIMEOUT_S)[
+                1
+            ]
             for p in metadata.topics[topic].partitions
         }
     finally:

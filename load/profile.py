@@ -15,11 +15,14 @@ import threading
 import time
 import uuid
 
-from load.bench import Bench
+from load.bench import DATASET_SPAN_S, EVENT_PARTITION_RANGE, Bench
 from services.common import config as cfg
 from services.common.config import Config, Setting, positive_int
+from services.common.topics import DLQ_PARTITIONS, METRICS_PARTITIONS
 from services.processor import main as processor_main
 from statestore import StateStore
+
+APPLIED_POLL_S = 0.05  # the profile stops within 50 ms of the last record applied
 
 SETTINGS = (
     Setting("PROFILE_EVENTS", 500_000, "events to process under the profiler", parse=positive_int),
@@ -31,10 +34,12 @@ SETTINGS = (
 def run(config: Config) -> int:
     bench = Bench(config)
     try:
-        bench.metrics_topic = bench.topic("metrics", 3)
-        bench.dlq_topic = bench.topic("dlq", 3)
+        bench.metrics_topic = bench.topic("metrics", METRICS_PARTITIONS)
+        bench.dlq_topic = bench.topic("dlq", DLQ_PARTITIONS)
         topic = bench.topic("events")
-        bench.load(topic, bench.dataset(config.profile_events, config.profile_users, 600))
+        bench.load(
+            topic, bench.dataset(config.profile_events, config.profile_users, DATASET_SPAN_S)
+        )
         namespace = f"profile-{uuid.uuid4().hex[:8]}"
         processor_config = cfg.load(
             cfg.unique_settings(cfg.SHARED, processor_main.SETTINGS),
@@ -46,10 +51,10 @@ def run(config: Config) -> int:
         started = time.perf_counter()
 
         def stop_when_applied() -> None:
-            while sum(s.fence + 1 for s in store.partition_states(range(6)).values()) < (
-                config.profile_events
-            ):
-                time.sleep(0.05)
+            while sum(
+                s.fence + 1 for s in store.partition_states(EVENT_PARTITION_RANGE).values()
+            ) < (config.profile_events):
+                time.sleep(APPLIED_POLL_S)
             stop.set()
 
         threading.Thread(target=stop_when_applied, daemon=True).start()

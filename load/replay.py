@@ -40,6 +40,9 @@ Key = str | bytes | None
 Value = msgspec.Raw | bytes | None
 
 PACED_SLICE = 200  # records between progress reports of a paced replay
+# What the broker has not acknowledged this long after the last record is counted as
+# undelivered (and the replay exits 1); a healthy broker needs well under a second.
+FINAL_FLUSH_TIMEOUT_S = 60
 
 # Throughput settings: few large lz4 batches; librdkafka's queue deep enough to
 # keep the sender busy while Python decodes the next chunk.
@@ -198,7 +201,7 @@ def replay(
         sys.setswitchinterval(switch_interval)
         if gc_was_enabled:
             gc.enable()
-    result.undelivered = producer.flush(60)
+    result.undelivered = producer.flush(FINAL_FLUSH_TIMEOUT_S)
     result.seconds = time.monotonic() - started
     return result
 

@@ -3,6 +3,12 @@
 Each subcommand names the settings it reads and the function that runs it; the
 CLI builds its flags from those settings, loads the one Config object, sets up
 logging, prints the effective configuration and hands over.
+
+The services' own commands are listed here. Tools (bench, profile, load, chaos)
+live in the `load` package, a layer above the services, and register themselves
+through the `clickstream.commands` entry-point group (pyproject.toml): this
+module never names them, and an install without `load` (the container image)
+simply does not offer them.
 """
 
 from __future__ import annotations
@@ -10,12 +16,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
 
 from services.common import config as cfg
 from services.common.errors import ClickstreamError
 from services.common.logging import configure, get_logger
+
+ENTRY_POINT_GROUP = "clickstream.commands"
 
 
 @dataclass(frozen=True)
@@ -30,7 +39,7 @@ def _topics_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("create", "describe"), help="what to do")
 
 
-COMMANDS = (
+SERVICE_COMMANDS = (
     Command("produce", "generate realistic clickstream events", "services.producer.main"),
     Command(
         "process",
@@ -49,27 +58,51 @@ COMMANDS = (
         "services.consumer.main",
         lambda parser: importlib.import_module("services.consumer.main").add_arguments(parser),
     ),
-    Command("bench", "measure the pipeline against its targets on the local stack", "load.bench"),
-    Command("profile", "profile the processor's hot path on the local stack", "load.profile"),
-    Command(
-        "load",
-        "generate, replay or record clickstream datasets",
-        "load.cli",
-        lambda parser: importlib.import_module("load.cli").add_arguments(parser),
-    ),
-    Command(
-        "chaos",
-        "kill processors mid-window and check every window against ground truth",
-        "load.chaos",
-    ),
 )
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[cfg.Setting, ...]]]:
+def _is_missing(entry_point: EntryPoint, error: ModuleNotFoundError) -> bool:
+    """The entry point's own package is absent (declared in metadata, not installed)."""
+    module = entry_point.module
+    return error.name is not None and (module == error.name or module.startswith(error.name + "."))
+
+
+def registered_commands(
+    found: Iterable[EntryPoint] | None = None,
+) -> tuple[Command, ...]:
+    """Commands other packages register under ENTRY_POINT_GROUP, in their declared order.
+
+    An entry point names one Command or a sequence of them. One whose package is not
+    installed is skipped; any other import error is a bug and is raised.
+    """
+    commands: list[Command] = []
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP) if found is None else found:
+        try:
+            registered = entry_point.load()
+        except ModuleNotFoundError as error:
+            if _is_missing(entry_point, error):
+                continue
+            raise
+        commands.extend([registered] if isinstance(registered, Command) else registered)
+    return tuple(commands)
+
+
+def all_commands() -> tuple[Command, ...]:
+    commands = SERVICE_COMMANDS + registered_commands()
+    names = [command.name for command in commands]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise RuntimeError(f"commands registered twice: {', '.join(duplicated)}")
+    return commands
+
+
+def build_parser(
+    commands: Sequence[Command] | None = None,
+) -> tuple[argparse.ArgumentParser, dict[str, tuple[cfg.Setting, ...]]]:
     parser = argparse.ArgumentParser(prog="clickstream", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
     settings_by_command = {}
-    for command in COMMANDS:
+    for command in all_commands() if commands is None else commands:
         module = importlib.import_module(command.module)
         settings = cfg.unique_settings(cfg.SHARED, module.SETTINGS)
         settings_by_command[command.name] = settings
@@ -81,7 +114,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[cfg.Setting
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, settings_by_command = build_parser()
+    commands = all_commands()
+    parser, settings_by_command = build_parser(commands)
     args = parser.parse_args(argv)
     try:
         config = cfg.load(settings_by_command[args.command], args)
@@ -90,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure(config.log_level, config.log_format)
     log = get_logger(args.command)
     log.info("effective configuration", command=args.command, **config.masked())
-    module = importlib.import_module(next(c.module for c in COMMANDS if c.name == args.command))
+    module = importlib.import_module(next(c.module for c in commands if c.name == args.command))
     try:
         if getattr(module, "WANTS_ARGS", False):
             return module.run(config, args)

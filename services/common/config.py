@@ -111,7 +111,8 @@ def add_arguments(parser: argparse.ArgumentParser, settings: Sequence[Setting]) 
             default=None,
             choices=setting.choices,
             metavar=setting.env,
-            help=f"{setting.help} [env {setting.env}, default {default}]",
+            # argparse %-formats help text: a literal "50%" must not read as a placeholder.
+            help=f"{setting.help} [env {setting.env}, default {default}]".replace("%", "%%"),
         )
 
 

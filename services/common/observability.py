@@ -60,6 +60,11 @@ ASSIGNED_PARTITIONS = Gauge(
     "clickstream_assigned_partitions", "Source partitions assigned to this replica"
 )
 REBALANCES = Counter("clickstream_rebalances", "Partition assignment changes", ["kind"])
+FENCE_RESYNCS = Counter(
+    "clickstream_fence_resyncs",
+    "Times this replica found a partition's fence moved by someone else and sought to it",
+    ["partition"],
+)
 
 REDIS_FAULTS = Counter(
     "clickstream_redis_faults",

@@ -1,7 +1,8 @@
-"""The pipeline's topics and `clickstream topics create|describe`.
+"""The pipeline's topics: their partitions and settings, and idempotent creation.
 
 Creation is idempotent: an existing topic is left alone, and any setting that
-differs from what the pipeline expects is reported, not silently changed.
+differs from what the pipeline expects is reported, not silently changed. The
+`clickstream topics create|describe` command is services/common/topics_cli.py.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ log = get_logger(__name__)
 HOUR_MS = 3600 * 1000
 DAY_MS = 24 * HOUR_MS
 
+# The original example's sizing: up to 6 processor replicas share the events; the
+# metrics are small (one record per window revision). Tools that build a pipeline of
+# their own (chaos, bench) take the same counts from here.
+EVENTS_PARTITIONS = 6
+METRICS_PARTITIONS = 3
+DLQ_PARTITIONS = 3  # default of DLQ_PARTITIONS (topics_cli)
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -33,14 +41,14 @@ def pipeline_topics(config: Config) -> list[TopicSpec]:
     return [
         TopicSpec(
             config.events_topic,
-            6,
+            EVENTS_PARTITIONS,
             {"retention.ms": str(DAY_MS), "min.insync.replicas": min_isr},
         ),
         # Keyed by window start: compaction keeps the newest revision of each
         # window beyond the 7 days, retention bounds the rest.
         TopicSpec(
             config.metrics_topic,
-            3,
+            METRICS_PARTITIONS,
             {
                 "retention.ms": str(7 * DAY_MS),
                 "cleanup.policy": "compact,delete",

@@ -54,6 +54,11 @@ WANTS_ARGS = True
 # the final one usually fit in three.
 RECORDS_PER_WINDOW = 3
 LAG_PROBE_INTERVAL_S = 5.0
+# Windows the book remembers at least, so a late revision of a recent window still
+# finds the figures it amends.
+WINDOWS_KEPT_MIN = 50
+# Longest poll in the live view: a Ctrl-C or a resize is answered within this.
+LIVE_POLL_MAX_S = 0.25
 
 SETTINGS = (
     Setting(
@@ -217,7 +222,7 @@ def run_log(
         sys.stdout.flush()
         obs.WINDOWS_RECEIVED.inc()
 
-    book = WindowBook(keep=max(config.dashboard_history, last or 0, 50))
+    book = WindowBook(keep=max(config.dashboard_history, last or 0, WINDOWS_KEPT_MIN))
     backfill = reader.backfill()
     for update in initial_updates(book, backfill, last, every_revision=from_beginning):
         show(update)
@@ -249,7 +254,7 @@ def run_live(
     from rich.live import Live
 
     refresh_s = config.dashboard_refresh_ms / 1000
-    book = WindowBook(keep=max(config.dashboard_history, last or 0, 50))
+    book = WindowBook(keep=max(config.dashboard_history, last or 0, WINDOWS_KEPT_MIN))
     state = dashboard.DashboardState(
         topic=reader.topic,
         window_seconds=config.window_seconds,
@@ -278,22 +283,14 @@ def run_live(
         return dashboard.render(state, time.time(), *console.size)
 
     with Live(draw(), console=console, screen=True, auto_refresh=False) as live:
-        backfill = reader.backfill()
-        now = time.time()
-        for update in initial_updates(book, backfill, last, every_revision=False):
-            state.apply(update, now, announce=False)
-        latest = book.latest()
-        if latest is not None:
-            state.apply(state.changes[latest.window_start], now)
-        state.backfill_done, state.topic_empty = True, backfill.topic_empty
-        reader.commit()
+        _show_backfill(state, book, reader, last)
         health.ready = True
         for probe in probes:
             probe.start()
         next_draw = 0.0
         while not stopper.requested:
             health.beat()
-            records = reader.poll(min(refresh_s, 0.25))
+            records = reader.poll(min(refresh_s, LIVE_POLL_MAX_S))
             changed = False
             for update in filter(None, map(book.offer, records)):
                 state.apply(update, time.time())
@@ -309,6 +306,21 @@ def run_live(
         for probe in probes:
             probe.stop()
     return 2 if gave_up(config, reader) else 0
+
+
+def _show_backfill(
+    state: dashboard.DashboardState, book: WindowBook, reader: MetricsReader, last: int | None
+) -> None:
+    """The topic's tail into the view at once; only the latest window is announced."""
+    backfill = reader.backfill()
+    now = time.time()
+    for update in initial_updates(book, backfill, last, every_revision=False):
+        state.apply(update, now, announce=False)
+    latest = book.latest()
+    if latest is not None:
+        state.apply(state.changes[latest.window_start], now)
+    state.backfill_done, state.topic_empty = True, backfill.topic_empty
+    reader.commit()
 
 
 def gave_up(config: Config, reader: MetricsReader) -> bool:

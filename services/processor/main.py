@@ -13,27 +13,20 @@ the partitions this replica has read to the end and runs the emitter.
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import sys
 import threading
 import time
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
-from services.common import config as cfg
-from services.common.config import (
-    Config,
-    Setting,
-    non_negative_int,
-    positive_int,
-)
+from services.common.config import Config, redis_options
 from services.common.errors import PublishError, TopicNotFound
 from services.common.kafka import make_consumer, make_producer, partition_count, wait_for_broker
 from services.common.logging import get_logger
 from services.common.observability import (
     ASSIGNED_PARTITIONS,
     CONSUMER_LAG,
+    FENCE_RESYNCS,
     REBALANCES,
     RECORDS_CONSUMED,
     REDIS_FAULTS,
@@ -45,9 +38,21 @@ from services.common.shutdown import Stopper
 from services.common.windowing import Windowing
 from services.processor.apply import BatchApplier, PartitionCursor
 from services.processor.dead_letters import DeadLetterError, DeadLetters
-from services.processor.decode import DEFAULT_MAX_FUTURE_SKEW_S, PartitionBatch, decode
+from services.processor.decode import PartitionBatch, decode
 from services.processor.emit import Emitter
 from services.processor.outage import Outage
+from services.processor.settings import (
+    DEAD_LETTER_RETRY_S,
+    EMITTER_LEASE_MIN_MS,
+    EMITTER_LEASE_PUNCTUATIONS,
+    FETCH_SETTINGS,
+    HEARTBEAT_MIN_MS,
+    HEARTBEATS_PER_SESSION,
+    LOG_END_TIMEOUT_S,
+    PARTITION_REFRESH_S,
+    SETTINGS,
+    SHUTDOWN_FLUSH_TIMEOUT_S,
+)
 from services.processor.watermark import stream_time
 from statestore import ApplyStatus, PartitionState, StateStore
 from statestore.retry import FaultHooks, RedisRetry
@@ -55,87 +60,8 @@ from statestore.server import require_noeviction
 
 log = get_logger("processor")
 
-# Measured with `clickstream bench`: prefetch enough to keep the loop busy, bounded so
-# RSS stays near 120 MB (lz4 batches decompress to several times their fetched size).
-FETCH_SETTINGS = {
-    "fetch.max.bytes": 4 * 1024 * 1024,
-    "max.partition.fetch.bytes": 1 * 1024 * 1024,
-    "queued.max.messages.kbytes": 4 * 1024,
-    # Default 1000 ms: with a bounded queue the fetcher would idle a second every
-    # time the loop fell behind by one batch.
-    "fetch.queue.backoff.ms": 5,
-    # Default 5 minutes: partitions added to the events topic would wait that long for an
-    # owner. A metadata request every 30 s costs the broker nothing noticeable.
-    "topic.metadata.refresh.interval.ms": 30_000,
-}
-# How often the processor re-reads the events topic's partition count, so windows merge
-# partitions added while it runs.
-PARTITION_REFRESH_S = 30.0
-# An unanswered log-end query counts the partition as active: it may hold windows open a
-# little longer, never close one early.
-LOG_END_TIMEOUT_S = 5.0
-# A partition whose dead letters Kafka did not confirm pauses this long before its batch
-# is read again: long enough not to spin on a lasting fault, short enough for a blip.
-DEAD_LETTER_RETRY_S = 5.0
-
-SETTINGS = (
-    cfg.WINDOW_SECONDS,
-    cfg.GRACE_SECONDS,
-    Setting(
-        "IDLE_PARTITION_SECONDS",
-        30,
-        "a caught-up partition with no new records for this long stops holding windows",
-        parse=positive_int,
-    ),
-    cfg.ALLOWED_LATENESS_SECONDS,
-    Setting(
-        "MAX_FUTURE_SKEW_SECONDS",
-        DEFAULT_MAX_FUTURE_SKEW_S,
-        "an event more than this ahead of its Kafka record timestamp goes to the DLQ "
-        "(future_timestamp) and never moves a watermark",
-        parse=non_negative_int,
-    ),
-    Setting("STATE_TTL_SECONDS", 14400, "TTL of window state in Redis", parse=positive_int),
-    Setting(
-        "START_FROM",
-        "earliest",
-        "where a partition with no fence begins",
-        choices=("earliest", "latest"),
-    ),
-    cfg.PROCESSOR_GROUP,
-    cfg.STATE_NAMESPACE,
-    cfg.REDIS_RETRY_SECONDS,
-    Setting(
-        "REDIS_ALLOW_EVICTION",
-        False,
-        "run even if Redis' maxmemory-policy is not noeviction (window state may be evicted "
-        "while offset fences survive: only for those who know better)",
-        parse=cfg.parse_bool,
-    ),
-    Setting(
-        "KAFKA_RETRY_SECONDS",
-        120.0,
-        "how long the broker may fail to confirm dead letters or window records, or to answer "
-        "metadata queries, before the processor exits; meanwhile it waits, not ready",
-        parse=cfg.positive_float,
-    ),
-    Setting("BATCH_MAX_RECORDS", 5000, "records per poll", parse=positive_int),
-    Setting("BATCH_MAX_WAIT_MS", 100, "longest wait for a batch to fill", parse=positive_int),
-    Setting(
-        "EMIT_INTERVAL_MS", 250, "punctuation period: heartbeat and emitter", parse=positive_int
-    ),
-    Setting("SESSION_TIMEOUT_MS", 6000, "consumer group session timeout", parse=positive_int),
-    Setting(
-        "METRICS_PORT", 9100, "port of /metrics, /healthz, /readyz (0: off)", parse=non_negative_int
-    ),
-    Setting("PROCESSOR_ID", f"{socket.gethostname()}-{os.getpid()}", "this replica's name"),
-    Setting(
-        "GROUP_INSTANCE_ID",
-        "",
-        "static group membership: a stable name per replica (a StatefulSet pod name) lets a "
-        "restarted replica take its partitions back without a rebalance; empty: dynamic",
-    ),
-)
+# The CLI reads SETTINGS here; they live in services.processor.settings.
+__all__ = ["FETCH_SETTINGS", "SETTINGS", "Processor", "run"]
 
 
 class Processor:
@@ -152,7 +78,7 @@ class Processor:
             self.topic,
             ttl_s=config.state_ttl_seconds,
             retry=RedisRetry(config.redis_retry_seconds, self._redis_fault_hooks()),
-            **cfg.redis_options(config),
+            **redis_options(config),
         )
         self.consumer = make_consumer(
             config,
@@ -160,7 +86,9 @@ class Processor:
             **{
                 "enable.partition.eof": True,
                 "session.timeout.ms": config.session_timeout_ms,
-                "heartbeat.interval.ms": max(config.session_timeout_ms // 6, 100),
+                "heartbeat.interval.ms": max(
+                    config.session_timeout_ms // HEARTBEATS_PER_SESSION, HEARTBEAT_MIN_MS
+                ),
                 **FETCH_SETTINGS,
                 "client.id": config.processor_id,
                 **(
@@ -253,6 +181,7 @@ class Processor:
         if state is None:
             state = self.store.partition_states([partition])[partition]
         self.cursors[partition] = _cursor(state)
+        FENCE_RESYNCS.labels(str(partition)).inc()
         self.consumer.seek(TopicPartition(self.topic, partition, self._start_offset(state.fence)))
         log.info("partition re-synced", topic=self.topic, partition=partition, fence=state.fence)
 
@@ -273,7 +202,9 @@ class Processor:
             self.windowing,
             self.partitions,
             owner=self.config.processor_id,
-            lease_ms=max(2000, 8 * self.config.emit_interval_ms),
+            lease_ms=max(
+                EMITTER_LEASE_MIN_MS, EMITTER_LEASE_PUNCTUATIONS * self.config.emit_interval_ms
+            ),
         )
         self.consumer.subscribe(
             [self.topic],
@@ -481,8 +412,8 @@ class Processor:
         if self.emitter is not None:
             self.emitter.release()
         self.consumer.close()
-        self.metrics_producer.flush(10)
-        self.dead_letters.producer.flush(10)
+        self.metrics_producer.flush(SHUTDOWN_FLUSH_TIMEOUT_S)
+        self.dead_letters.producer.flush(SHUTDOWN_FLUSH_TIMEOUT_S)
         log.info("processor stopped", processor_id=self.config.processor_id)
 
 

@@ -101,7 +101,6 @@ def _catalog() -> tuple[list[tuple[str, str]], list[float]]:
 
 
 PAGES, PAGE_WEIGHTS = _catalog()
-PRODUCT_PAGES = [page for page in PAGES if page[0].startswith("/products/")]
 
 
 @dataclass

@@ -22,6 +22,12 @@ from services.producer.generator import TrafficGenerator
 log = get_logger("producer")
 
 PROGRESS_EVERY_S = 5.0
+# At the end, records still queued get this long to be acknowledged; the rest count as
+# undelivered and the exit status says so.
+FINAL_FLUSH_TIMEOUT_S = 30
+# Longest wait between sends when paced: short enough to serve delivery callbacks and
+# notice a stop request promptly.
+PACING_POLL_MAX_S = 0.1
 
 
 def parse_rate(text: str) -> float:
@@ -115,7 +121,7 @@ def _run(config: Config, health: Health) -> int:
     )
     started = time.monotonic()
     sent = produce_loop(producer, config, generator, stats, stopper, started, health.beat)
-    remaining = producer.flush(30)
+    remaining = producer.flush(FINAL_FLUSH_TIMEOUT_S)
     elapsed = time.monotonic() - started
     log.info(
         "Producer finished",
@@ -152,7 +158,7 @@ def produce_loop(
         if rate != float("inf"):
             due = started + sent / rate
             if due > now:
-                producer.poll(min(due - now, 0.1))
+                producer.poll(min(due - now, PACING_POLL_MAX_S))
                 continue
         event = generator.next_event(time.time())
         value = encode_event(event)

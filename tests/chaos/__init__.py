@@ -1,0 +1,1 @@
+"""A short `clickstream chaos` run with a real verdict, on the real broker and Redis."""

@@ -16,9 +16,10 @@ from pathlib import Path
 from confluent_kafka import TopicPartition
 
 from load.dataset import VALID, Record
-from load.fleet import ProcessorFleet
+from load.fleet import ProcessorFleet, processor_env
 from load.truth import ground_truth
 from load.verdict import compare_window
+from services.common import config as cfg
 from services.common.config import Config
 from services.common.kafka import make_consumer, make_producer
 from services.common.kafka import produce as produce_bounded
@@ -35,8 +36,6 @@ PROCESSOR_ENV = {
     "EMIT_INTERVAL_MS": "100",
     "SESSION_TIMEOUT_MS": "3000",
     "BATCH_MAX_WAIT_MS": "50",
-    "METRICS_PORT": "0",
-    "LOG_FORMAT": "json",
 }
 WINDOW_S = 10
 
@@ -143,4 +142,5 @@ class Replicas(ProcessorFleet):
     """Processor subprocesses with the tests' short windows."""
 
     def __init__(self, environ: dict[str, str], log_dir: Path, **overrides: str):
-        super().__init__({**environ, **PROCESSOR_ENV, **overrides}, log_dir)
+        settings = {"STATE_NAMESPACE": environ["STATE_NAMESPACE"], **PROCESSOR_ENV, **overrides}
+        super().__init__(processor_env(cfg.load(cfg.SHARED, environ=environ), **settings), log_dir)

@@ -148,7 +148,7 @@ def test_poison_records_cost_no_honest_window_and_no_replica_exit(pipeline, tmp_
         config.redis_url, pipeline.environ["STATE_NAMESPACE"], config.events_topic
     )
     for state in store.partition_states(range(6)).values():
-        assert state.watermark is not None and state.watermark <= newest_honest, state
+        assert state.watermark_s is not None and state.watermark_s <= newest_honest, state
 
 
 def set_max_message_bytes(config, topic: str, size: int) -> None:

@@ -1,0 +1,1 @@
+"""Unit tests: no broker, no Redis server (state logic on fakeredis). May import every layer."""

@@ -8,7 +8,8 @@ import time
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from load.chaos import ChaosReport, verdict_rows
-from load.harness import Kill, ProgressLog, Replica, applied_by_partition, free_port
+from load.harness import Kill, ProgressLog, Replica, applied_by_partition
+from load.ports import free_port
 from load.verdict import compare_dlq
 
 
@@ -75,3 +76,19 @@ def test_verdict_rows_fail_on_a_dlq_mismatch():
     rows = dict(verdict_rows(report))
     assert rows["verdict"] == "FAIL"
     assert rows["DLQ mismatches"] == "1"
+
+
+def test_processor_env_carries_the_connection_and_lets_settings_win():
+    from load.fleet import processor_env
+    from services.common import config as cfg
+
+    config = cfg.load(
+        cfg.SHARED,
+        environ={"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", "EVENTS_TOPIC": "run-events"},
+    )
+    env = processor_env(config, STATE_NAMESPACE="run", METRICS_PORT=9200, WINDOW_SECONDS=10)
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert env["EVENTS_TOPIC"] == "run-events" and env["REDIS_URL"] == config.redis_url
+    assert env["METRICS_PORT"] == "9200" and env["WINDOW_SECONDS"] == "10"
+    assert env["LOG_FORMAT"] == "json" and env["STATE_NAMESPACE"] == "run"
+    assert all(isinstance(value, str) for value in env.values())

@@ -1,0 +1,103 @@
+"""`clickstream process` settings, and the fixed numbers the processor runs with."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from services.common import config as cfg
+from services.common.config import Setting, non_negative_int, positive_int
+from services.processor.decode import DEFAULT_MAX_FUTURE_SKEW_S
+
+# Measured with `clickstream bench`: prefetch enough to keep the loop busy, bounded so
+# RSS stays near 120 MB (lz4 batches decompress to several times their fetched size).
+FETCH_SETTINGS = {
+    "fetch.max.bytes": 4 * 1024 * 1024,
+    "max.partition.fetch.bytes": 1 * 1024 * 1024,
+    "queued.max.messages.kbytes": 4 * 1024,
+    # Default 1000 ms: with a bounded queue the fetcher would idle a second every
+    # time the loop fell behind by one batch.
+    "fetch.queue.backoff.ms": 5,
+    # Default 5 minutes: partitions added to the events topic would wait that long for an
+    # owner. A metadata request every 30 s costs the broker nothing noticeable.
+    "topic.metadata.refresh.interval.ms": 30_000,
+}
+# How often the processor re-reads the events topic's partition count, so windows merge
+# partitions added while it runs.
+PARTITION_REFRESH_S = 30.0
+# An unanswered log-end query counts the partition as active: it may hold windows open a
+# little longer, never close one early.
+LOG_END_TIMEOUT_S = 5.0
+# A partition whose dead letters Kafka did not confirm pauses this long before its batch
+# is read again: long enough not to spin on a lasting fault, short enough for a blip.
+DEAD_LETTER_RETRY_S = 5.0
+
+# The emitter lease outlives several missed punctuations (a GC pause, a slow Redis call)
+# so a live emitter keeps it, yet a dead one is replaced within about two seconds.
+EMITTER_LEASE_MIN_MS = 2000
+EMITTER_LEASE_PUNCTUATIONS = 8
+# librdkafka wants heartbeats a few times per session timeout; 100 ms is its floor here.
+HEARTBEATS_PER_SESSION = 6
+HEARTBEAT_MIN_MS = 100
+# On shutdown: whatever the producers still hold gets this long to be acknowledged; an
+# unacknowledged revision or dead letter is not lost, its fence never moved past it.
+SHUTDOWN_FLUSH_TIMEOUT_S = 10
+
+SETTINGS = (
+    cfg.WINDOW_SECONDS,
+    cfg.GRACE_SECONDS,
+    Setting(
+        "IDLE_PARTITION_SECONDS",
+        30,
+        "a caught-up partition with no new records for this long stops holding windows",
+        parse=positive_int,
+    ),
+    cfg.ALLOWED_LATENESS_SECONDS,
+    Setting(
+        "MAX_FUTURE_SKEW_SECONDS",
+        DEFAULT_MAX_FUTURE_SKEW_S,
+        "an event more than this ahead of its Kafka record timestamp goes to the DLQ "
+        "(future_timestamp) and never moves a watermark",
+        parse=non_negative_int,
+    ),
+    Setting("STATE_TTL_SECONDS", 14400, "TTL of window state in Redis", parse=positive_int),
+    Setting(
+        "START_FROM",
+        "earliest",
+        "where a partition with no fence begins",
+        choices=("earliest", "latest"),
+    ),
+    cfg.PROCESSOR_GROUP,
+    cfg.STATE_NAMESPACE,
+    cfg.REDIS_RETRY_SECONDS,
+    Setting(
+        "REDIS_ALLOW_EVICTION",
+        False,
+        "run even if Redis' maxmemory-policy is not noeviction (window state may be evicted "
+        "while offset fences survive: only for those who know better)",
+        parse=cfg.parse_bool,
+    ),
+    Setting(
+        "KAFKA_RETRY_SECONDS",
+        120.0,
+        "how long the broker may fail to confirm dead letters or window records, or to answer "
+        "metadata queries, before the processor exits; meanwhile it waits, not ready",
+        parse=cfg.positive_float,
+    ),
+    Setting("BATCH_MAX_RECORDS", 5000, "records per poll", parse=positive_int),
+    Setting("BATCH_MAX_WAIT_MS", 100, "longest wait for a batch to fill", parse=positive_int),
+    Setting(
+        "EMIT_INTERVAL_MS", 250, "punctuation period: heartbeat and emitter", parse=positive_int
+    ),
+    Setting("SESSION_TIMEOUT_MS", 6000, "consumer group session timeout", parse=positive_int),
+    Setting(
+        "METRICS_PORT", 9100, "port of /metrics, /healthz, /readyz (0: off)", parse=non_negative_int
+    ),
+    Setting("PROCESSOR_ID", f"{socket.gethostname()}-{os.getpid()}", "this replica's name"),
+    Setting(
+        "GROUP_INSTANCE_ID",
+        "",
+        "static group membership: a stable name per replica (a StatefulSet pod name) lets a "
+        "restarted replica take its partitions back without a rebalance; empty: dynamic",
+    ),
+)
