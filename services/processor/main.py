@@ -87,6 +87,12 @@ SETTINGS = (
     cfg.ALLOWED_LATENESS_SECONDS,
     Setting("STATE_TTL_SECONDS", 14400, "TTL of window state in Redis", parse=positive_int),
     Setting(
+        "NORMALIZE_PAGE_URLS",
+        True,
+        "count page URLs without their query string and fragment (/p?id=1#x counts as /p)",
+        parse=cfg.parse_bool,
+    ),
+    Setting(
         "START_FROM",
         "earliest",
         "where a partition with no fence begins",
@@ -161,7 +167,11 @@ class Processor:
         )
         self.dead_letters = DeadLetters(make_producer(config), config.dlq_topic)
         self.applier = BatchApplier(
-            self.store, self.dead_letters, self.windowing, config.processor_id
+            self.store,
+            self.dead_letters,
+            self.windowing,
+            config.processor_id,
+            config.normalize_page_urls,
         )
         self.metrics_producer = make_producer(config, **{"linger.ms": 0})
         self.cursors: dict[int, PartitionCursor] = {}
