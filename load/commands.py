@@ -10,6 +10,7 @@ from services.cli import Command
 COMMANDS = (
     Command("bench", "measure the pipeline against its targets on the local stack", "load.bench"),
     Command("profile", "profile the processor's hot path on the local stack", "load.profile"),
+    Command("memory", "measure Redis memory per window and per million events", "load.memory"),
     Command(
         "load",
         "generate, replay or record clickstream datasets",

@@ -13,26 +13,36 @@ are expected in the DLQ, by reason.
 Field names follow WindowRecord. `top_pages` and `top_referrers` hold the full
 counts (the verdict checks that a published top-N is a correct top-N, ties
 included); unique counts are exact here and compared within HLL error.
+
+Two documented rules of the record are applied here with this module's own code:
+page URLs are counted up to their first `?` or `#` (the processor's default,
+NORMALIZE_PAGE_URLS=true), and a breakdown with more than BREAKDOWN_TOP_N values
+keeps the largest (ties by name) and puts the rest of the window's events under
+OTHER.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from load.dataset import COUNTED_KINDS, EVENT_KINDS, LATE, TOO_LATE, Record
-from services.common.window_record import iso_utc, parse_iso
+from services.common.window_record import BREAKDOWN_TOP_N, OTHER, iso_utc, parse_iso
 from statestore import METRICS, Kind
 
 TRUTH_VERSION = 1
+_QUERY_OR_FRAGMENT = re.compile(r"[?#]")
 # Only names are taken from the metrics table: which event field each record
 # field reads. The arithmetic (sets, counters, sums) is this module's own.
 _DISTINCT = [metric for metric in METRICS if metric.kind is Kind.HLL]
 _COUNTED = [metric for metric in METRICS if metric.kind in (Kind.BREAKDOWN, Kind.SORTED_SET)]
 _DURATION = next(metric for metric in METRICS if metric.per_event)
+_BREAKDOWNS = {metric.record_field for metric in METRICS if metric.kind is Kind.BREAKDOWN}
+_URL_PATHS = {metric.record_field for metric in METRICS if metric.url_path_only}
 
 
 class _WindowTally:
@@ -53,7 +63,17 @@ class _WindowTally:
             if metric.only_event_type in (None, event["event_type"]):
                 self.distinct[metric.record_field].add(event[metric.source])
         for metric in _COUNTED:
-            self.counts[metric.record_field][event[metric.source]] += 1
+            value = event[metric.source]
+            if metric.record_field in _URL_PATHS:
+                value = _QUERY_OR_FRAGMENT.split(value, maxsplit=1)[0]
+            self.counts[metric.record_field][value] += 1
+
+    def _published(self, name: str, counts: Counter) -> dict[str, int]:
+        ranked = _sorted(counts)
+        if name not in _BREAKDOWNS or len(ranked) <= BREAKDOWN_TOP_N:
+            return ranked
+        kept = dict(list(ranked.items())[:BREAKDOWN_TOP_N])
+        return {**kept, OTHER: self.total_events - sum(kept.values())}
 
     def summary(self, window_start: int, window_seconds: int) -> dict[str, Any]:
         return {
@@ -62,7 +82,7 @@ class _WindowTally:
             "total_events": self.total_events,
             _DURATION.record_field: round(self.duration_sum_ms / self.total_events, 1),
             **{name: len(members) for name, members in self.distinct.items()},
-            **{name: _sorted(counts) for name, counts in self.counts.items()},
+            **{name: self._published(name, counts) for name, counts in self.counts.items()},
             "duration_sum_ms": self.duration_sum_ms,
             "late_planted": self.late_planted,
         }

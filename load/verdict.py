@@ -6,7 +6,8 @@ anyone holding a truth file and the records of a metrics topic.
 Per window, the final record is compared field by field, the fields by kind
 from statestore.metrics (NOT_COMPARED lists the rest, with the reason):
 - counts exact (counters and breakdowns): total_events, avg_duration_ms (one
-  decimal), event_types, devices, countries, categories; and every count shown
+  decimal), event_types, devices, countries, categories (the truth applies the
+  record's top-N + other rule to breakdowns); and every count shown
   in the sorted sets top_pages and top_referrers, which must also be a correct
   top-N of the full counts (ties at the cut may go either way);
 - unique counts (HyperLogLogs) within HyperLogLog error: unique_users,
@@ -47,6 +48,9 @@ NOT_COMPARED = {
     "revision": "depends on when windows closed; finals are compared across revisions",
     "final": "selects the records compared",
     "published_at": "wall clock",
+    "pages_overflow": "which pages a partition's cap refuses depends on how keys spread over "
+    "partitions; datasets stay under the cap, and top_pages counts are compared exactly",
+    "referrers_overflow": "as pages_overflow, for top_referrers",
 }
 IDENTITY_FIELDS = ("window_start", "window_end")
 EXACT_FIELDS = tuple(

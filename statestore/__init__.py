@@ -10,7 +10,7 @@ services.producer/processor/consumer, load or tests.
 """
 
 from statestore.metrics import METRICS, Display, Kind, Metric
-from statestore.record import build_record
+from statestore.record import build_record, encode_window_record
 from statestore.store import StateStore
 from statestore.types import (
     NO_FENCE,
@@ -38,4 +38,5 @@ __all__ = [
     "WindowDelta",
     "WindowTotals",
     "build_record",
+    "encode_window_record",
 ]

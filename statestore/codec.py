@@ -17,6 +17,8 @@ from statestore.metrics import (
     COUNTERS,
     HLLS,
     LATE_EVENT,
+    OVERFLOW_FIELD,
+    REFUSED_BY_CAP,
     SORTED_SETS,
 )
 from statestore.types import NO_FENCE, NOT_SEALED, Emission, PartitionState, WindowDelta
@@ -33,6 +35,7 @@ APPLY_ARGV = (
     "now_ms",
     "ttl_s",
     "owner",
+    "sorted_set_cap",
     "hll_keys",
     "sorted_set_keys",
     "windows",
@@ -63,6 +66,7 @@ def apply_header(
     now_ms: int,
     ttl_s: int,
     owner: str,
+    sorted_set_cap: int,
     windows: int,
 ) -> list:
     return script_args(
@@ -74,6 +78,7 @@ def apply_header(
         now_ms=now_ms,
         ttl_s=ttl_s,
         owner=owner,
+        sorted_set_cap=sorted_set_cap,
         hll_keys=len(HLLS),
         sorted_set_keys=len(SORTED_SETS),
         windows=windows,
@@ -82,9 +87,12 @@ def apply_header(
 
 def encode_delta(delta: WindowDelta) -> list:
     """One window's data in apply_batch.lua's layout: counters (n, then n field/increment
-    pairs), each HLL (n, then n members), each sorted set (n, then n member/increment pairs)."""
+    pairs), each HLL (n, then n members), each sorted set (its overflow counter field, n,
+    then n member/increment pairs, members in first-occurrence order)."""
     counters: list = []
     for metric in COUNTERS:
+        if metric.source == REFUSED_BY_CAP:
+            continue  # the script counts these, as it admits members
         value = getattr(delta, metric.name)
         # Most windows never see a late event: no `late` field until one does.
         if value or metric.source != LATE_EVENT:
@@ -99,7 +107,7 @@ def encode_delta(delta: WindowDelta) -> list:
         args += members
     for metric in SORTED_SETS:
         counts = getattr(delta, metric.name)
-        args.append(len(counts))
+        args += (OVERFLOW_FIELD[metric.name], len(counts))
         for member, count in counts.items():
             args += (member, count)
     return args

@@ -11,7 +11,10 @@ Kinds, and where they live in Redis (key `...:w:<window_start>:<suffix>`):
 - COUNTER: a field of the window's counters hash (suffix `n`), summed by HINCRBY;
 - BREAKDOWN: fields `<prefix>:<name>` of the same hash, one per distinct value;
 - HLL: a HyperLogLog of distinct values (PFADD), merged across partitions;
-- SORTED_SET: a zset of value -> count (ZINCRBY), merged across partitions.
+- SORTED_SET: a zset of value -> count (ZINCRBY), merged across partitions; each
+  partition admits at most a capped number of distinct values per window (first
+  come, in offset order), and the events of refused values are counted by the
+  COUNTER whose `overflow_of` names it.
 
 Row order is display order (the dashboard's overview and sections).
 """
@@ -26,6 +29,7 @@ COUNTERS_KEY = "n"  # suffix of the window's counters hash
 # Sources of a COUNTER that are not event attributes.
 EACH_EVENT = "<each event>"  # one per event
 LATE_EVENT = "<late event>"  # one per event fold found late (see services.processor.fold)
+REFUSED_BY_CAP = "<refused by the cap>"  # one per event whose value a capped zset refused
 EVENT_TYPE = "event_type"  # the event attribute `only_event_type` compares
 
 
@@ -56,6 +60,9 @@ class Metric:
     only_event_type: str | None = None  # count only events of this type
     per_event: bool = False  # published as the average per event (one decimal)
     unit: str = ""
+    overflow_of: str | None = None  # REFUSED_BY_CAP: the SORTED_SET metric that refused
+    # Counted up to the URL's first `?` or `#` (services.processor.fold), when switched on.
+    url_path_only: bool = False
 
     @property
     def totals_attribute(self) -> str:
@@ -82,11 +89,16 @@ METRICS: tuple[Metric, ...] = (
     Metric("categories", Kind.BREAKDOWN, "cat", "page_category", "categories", "Categories"),
     Metric("referrers", Kind.SORTED_SET, "rf", "referrer", "top_referrers", "Top Referrers",
            Display.TOP),
-    Metric("pages", Kind.SORTED_SET, "pg", "page_url", "top_pages", "Top Pages", Display.TOP),
+    Metric("pages", Kind.SORTED_SET, "pg", "page_url", "top_pages", "Top Pages", Display.TOP,
+           url_path_only=True),
     Metric("cart_sessions", Kind.HLL, "sc", "session_id", "cart_sessions", "Cart Sessions",
            only_event_type="add_to_cart"),
     Metric("purchase_sessions", Kind.HLL, "sp", "session_id", "purchase_sessions",
            "Purchase Sessions", only_event_type="purchase"),
+    Metric("pages_overflow", Kind.COUNTER, "pg_overflow", REFUSED_BY_CAP, "pages_overflow",
+           "Pages Over Cap", overflow_of="pages"),
+    Metric("referrers_overflow", Kind.COUNTER, "rf_overflow", REFUSED_BY_CAP,
+           "referrers_overflow", "Referrers Over Cap", overflow_of="referrers"),
 )
 # fmt: on
 
@@ -108,3 +120,5 @@ SORTED_SETS = of_kind(Kind.SORTED_SET)
 WINDOW_KEY_SUFFIXES = (COUNTERS_KEY, *(m.field for m in HLLS), *(m.field for m in SORTED_SETS))
 BY_BREAKDOWN_PREFIX = {metric.field: metric for metric in BREAKDOWNS}
 BY_COUNTER_FIELD = {metric.field: metric for metric in COUNTERS}
+# The counters hash field that counts, per sorted set, the events its cap refused.
+OVERFLOW_FIELD = {metric.overflow_of: metric.field for metric in COUNTERS if metric.overflow_of}

@@ -58,6 +58,10 @@ HEALTH_CHECK_INTERVAL_S = 30
 # the published top N, so a value ranked low in each partition but high overall
 # still counts in full.
 TOP_READ = 1000
+# Distinct members a partition's page or referrer zset admits per window (first come,
+# in offset order); events of refused members are counted as overflow. A cap per
+# partition, not per window: the merged top-N reads at most TOP_READ of each.
+DEFAULT_SORTED_SET_CAP = 10_000
 SCRATCH_TTL_MS = 60_000  # a crashed merge's scratch HLLs vanish on their own
 # The counter whose sum is a window's version: it changes exactly when the window does.
 _VERSION_FIELD = next(metric.field for metric in COUNTERS if metric.source == EACH_EVENT)
@@ -75,10 +79,12 @@ class StateStore:
         topic: str,
         ttl_s: int = DEFAULT_TTL_S,
         retry: RedisRetry | None = None,
+        sorted_set_cap: int = DEFAULT_SORTED_SET_CAP,
     ):
         self.redis = client
         self.keys = Keys(namespace, topic)
         self.ttl_s = ttl_s
+        self.sorted_set_cap = sorted_set_cap
         self._apply = client.register_script(_script("apply_batch.lua"))
         self._seal = client.register_script(_script("seal_window.lua"))
         self._claim = client.register_script(_script("claim_revision.lua"))
@@ -143,6 +149,7 @@ class StateStore:
         The batch is applied only if the stored fence is still `expected_fence` and
         the batch starts after it: a batch replayed after a crash, retried after a
         timeout, or sent by a replica that lost the partition changes nothing.
+        Each page and referrer zset admits new members only up to `sorted_set_cap`.
         """
         deltas = list(deltas)
         keys = [self.keys.partition(partition), self.keys.window_index(partition)]
@@ -154,6 +161,7 @@ class StateStore:
             now_ms,
             self.ttl_s,
             owner,
+            self.sorted_set_cap,
             len(deltas),
         )
         args += [delta.window_start for delta in deltas]
@@ -299,11 +307,16 @@ class StateStore:
             self._call(lambda key=key: self._seal(keys=[key], args=args))
 
     def forget_window(self, partitions: Iterable[int], window_start: int) -> None:
-        """Drop a finalized window from the partitions' indexes (its keys expire by TTL)."""
+        """Drop a finalized window from the partitions' indexes and delete its working keys.
+
+        Only for a sealed window: the seal refuses any later batch that would
+        write these keys again. One UNLINK per partition stays on its slot.
+        """
 
         def fill(pipe: redis.client.Pipeline) -> None:
             for partition in partitions:
                 pipe.zrem(self.keys.window_index(partition), window_start)
+                pipe.unlink(*self.keys.window(partition, window_start))
 
         self._pipelined(fill, transaction=False)
 

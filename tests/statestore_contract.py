@@ -173,3 +173,56 @@ class StateStoreContract:
         assert store.partition_states([0])[0].fence == -1
         assert other.partition_states([0])[0].fence == 0
         other.reset()
+
+    def test_a_capped_zset_admits_first_comers_and_counts_the_refused_events(self, client):
+        store = StateStore(client, f"contract-{uuid.uuid4().hex[:8]}", "events", sorted_set_cap=3)
+        try:
+            pages = {"/a": 1, "/b": 2, "/c": 1, "/d": 5, "/a ": 1}
+            self.apply(store, 0, -1, 0, 0, [delta(0, users=("u",) * 10, pages=pages)])
+            self.apply(store, 0, 0, 1, 1, [delta(0, pages={"/e": 4, "/b": 3})])
+            totals = store.read_window(0, [0])
+            assert totals.pages == {"/a": 1, "/b": 5, "/c": 1}
+            assert totals.pages_overflow == 5 + 1 + 4
+            assert totals.referrers_overflow == 0
+        finally:
+            store.reset()
+
+    def test_cap_admission_does_not_depend_on_batch_boundaries(self, client):
+        pages = [{f"/p{n % 7}": 1} for n in range(40)] + [{f"/q{n}": 2} for n in range(10)]
+        outcomes = []
+        for batch_size in (50, 1, 3, 17):
+            store = StateStore(
+                client, f"contract-{uuid.uuid4().hex[:8]}", "events", sorted_set_cap=9
+            )
+            try:
+                for first in range(0, len(pages), batch_size):
+                    merged: Counter = Counter()
+                    for counts in pages[first : first + batch_size]:
+                        merged.update(counts)
+                    self.apply(
+                        store,
+                        0,
+                        first - 1,
+                        first,
+                        first + batch_size - 1,
+                        [delta(0, pages=dict(merged))],
+                    )
+                totals = store.read_window(0, [0])
+                outcomes.append((dict(totals.pages), totals.pages_overflow))
+            finally:
+                store.reset()
+        # The first 9 distinct pages in offset order: /p0../p6, then /q0 and /q1.
+        admitted = {f"/p{n}": len(range(n, 40, 7)) for n in range(7)} | {"/q0": 2, "/q1": 2}
+        assert outcomes[0] == (admitted, 8 * 2)
+        assert all(outcome == outcomes[0] for outcome in outcomes)
+
+    def test_forgetting_a_final_window_deletes_its_working_keys_in_every_partition(
+        self, store, client
+    ):
+        self.apply(store, 0, -1, 0, 0, [full_delta(0), full_delta(W)])
+        self.apply(store, 1, -1, 0, 0, [full_delta(0)])
+        store.forget_window(range(2), 0)
+        left = [key for p in range(2) for key in store.keys.window(p, 0) if client.exists(key)]
+        assert not left, f"working keys left after the window was final: {left}"
+        assert store.windows_starting_by(range(2), W) == [W]
+        assert all(client.exists(key) for key in store.keys.window(0, W))

@@ -18,6 +18,17 @@ import msgspec
 from services.common.schema import MAX_DURATION_MS
 
 TOP_N = 10
+# Breakdowns (countries, categories: values that come from input) keep their
+# BREAKDOWN_TOP_N largest counts, ties by name, and sum the rest under OTHER, so
+# their counts still add up to total_events. OTHER is the empty name: the event
+# schema gives every country (^[A-Z]{2}$) and category (1-128 characters) at least
+# one character, so it never collides with a real value.
+BREAKDOWN_TOP_N: Final = 50
+OTHER: Final = ""
+# The largest encoded record the processor publishes: well under the broker's
+# default message.max.bytes (1 MB). A record over it is trimmed further (fewer
+# breakdown and top entries) before its revision is claimed.
+MAX_RECORD_BYTES: Final = 256 * 1024
 
 # Bounds a decoded record must meet (they are checked when decoding, not when the
 # processor builds a record). They hold for everything the processor publishes and
@@ -58,6 +69,8 @@ class WindowRecord(msgspec.Struct, kw_only=True, omit_defaults=False):
     revision: Annotated[int, msgspec.Meta(ge=1, le=MAX_COUNT)] = 1  # 1, 2, ... as late events amend
     final: bool = False  # no further revision will follow
     late_events: Count = 0  # events applied after the window had closed
+    pages_overflow: Count = 0  # events whose page a partition's distinct-page cap refused
+    referrers_overflow: Count = 0  # the same for referrers
     published_at: Annotated[str, msgspec.Meta(max_length=64)] = ""  # wall clock, ISO 8601 UTC
 
     def content(self) -> tuple:

@@ -38,9 +38,15 @@ class PartitionCursor:
 
 class BatchApplier:
     def __init__(
-        self, store: StateStore, dead_letters: DeadLetters, windowing: Windowing, owner: str
+        self,
+        store: StateStore,
+        dead_letters: DeadLetters,
+        windowing: Windowing,
+        owner: str,
+        normalize_page_urls: bool = True,
     ):
         self.store = store
+        self.normalize_page_urls = normalize_page_urls
         self.owner = owner
         self.dead_letters = dead_letters
         self.windowing = windowing
@@ -58,7 +64,13 @@ class BatchApplier:
         """
         dead_sent: set[int] = set()
         while True:
-            folded = fold(batch.events, cursor.watermark_s, cursor.sealed_before, self.windowing)
+            folded = fold(
+                batch.events,
+                cursor.watermark_s,
+                cursor.sealed_before,
+                self.windowing,
+                self.normalize_page_urls,
+            )
             dead_letters = Counter(reject.reason for reject in batch.rejects)
             dead_letters[TOO_LATE] += len(folded.too_late)
             self._send_dead_letters(batch, folded.too_late, dead_sent)

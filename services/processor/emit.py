@@ -16,10 +16,10 @@ from services.common.errors import PublishError
 from services.common.kafka import produce
 from services.common.logging import get_logger
 from services.common.observability import PUBLISH_DELAY_SECONDS, WINDOWS_PUBLISHED
-from services.common.window_record import encode_record, iso_utc
+from services.common.window_record import iso_utc
 from services.common.windowing import Windowing
 from services.processor.watermark import StreamTime
-from statestore import Emission, StateStore, build_record
+from statestore import Emission, StateStore, encode_window_record
 
 log = get_logger("processor.emit")
 
@@ -61,7 +61,8 @@ class Emitter:
            c. merge its state; if it changed since the last revision, or is due to
               be final, claim the next revision, produce it, wait for the broker's
               acknowledgement, and only then commit the revision;
-           d. a final window is dropped from the partitions' indexes.
+           d. a final window is dropped from the partitions' indexes and its
+              per-partition working keys are deleted (sealing keeps them deleted).
         """
         previous_tick_s, self._previous_tick_s = self._previous_tick_s, now_s
         # 1.
@@ -102,6 +103,8 @@ class Emitter:
             published += 1
             emission = self.store.emission(window_start)
         if emission.final:
+            # Its emitter died between the final commit and retiring the window.
+            self._retire(window_start)
             return published
         final_due = final_watermark_s is not None and final_watermark_s >= (
             self.windowing.seals_at(window_start)
@@ -112,14 +115,12 @@ class Emitter:
             self.store.seal(self.partitions, self.windowing.end_of(window_start))
         totals = self.store.read_window(window_start, self.partitions)  # c.
         revision = emission.revision + 1
-        record = encode_record(
-            build_record(
-                totals,
-                self.windowing.size_s,
-                revision=revision,
-                final=final_due,
-                published_at_s=time.time(),
-            )
+        record = encode_window_record(  # bounded in size before the claim
+            totals,
+            self.windowing.size_s,
+            revision=revision,
+            final=final_due,
+            published_at_s=time.time(),
         )
         claim = self.store.claim_revision(
             window_start, emission.revision, record, totals.events, final_due
@@ -163,8 +164,17 @@ class Emitter:
             revision=revision,
             final=final,
         )
-        if final:  # step 3d of `tick`
-            self.store.forget_window(self.partitions, window_start)
+        if final:
+            self._retire(window_start)
+
+    def _retire(self, window_start: int) -> None:
+        """Step 3d of `tick`, the one place a final window's state leaves Redis.
+
+        Sealing already refuses every later batch for it, so nothing writes its
+        keys again. Anything kept for later reads must be copied (one merged copy
+        per window) before this deletes the per-partition working keys.
+        """
+        self.store.forget_window(self.partitions, window_start)
 
     def release(self) -> None:
         self.store.release_emitter_lease(self.owner)

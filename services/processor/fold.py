@@ -12,6 +12,10 @@ records always folds the same way.
 - too late: the window had closed and the event is more than the allowed
   lateness behind the watermark, or its window is already finalized (sealed):
   it goes to the dead-letter topic instead.
+
+Page URLs are counted up to their first `?` or `#` (query string and fragment
+dropped) unless `normalize_page_urls` is off, so a URL with a tracking id per
+visitor is one page, not one zset member per visitor.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from operator import attrgetter, eq
 from services.common.schema import ClickEvent
 from services.common.windowing import Windowing
 from statestore import METRICS, Kind, Metric, WindowDelta
-from statestore.metrics import EACH_EVENT, EVENT_TYPE, LATE_EVENT
+from statestore.metrics import EACH_EVENT, EVENT_TYPE, LATE_EVENT, REFUSED_BY_CAP
 
 _timestamp = attrgetter("timestamp")
 _epoch = datetime.timestamp
@@ -45,6 +49,7 @@ def fold(
     watermark_s: float | None,
     sealed_before: int,
     windowing: Windowing,
+    normalize_page_urls: bool = True,
 ) -> Folded:
     lateness = windowing.allowed_lateness_s
     current = float("-inf") if watermark_s is None else watermark_s
@@ -61,7 +66,8 @@ def fold(
     ):
         # The usual batch: one window that stays open through the whole batch, so
         # no event in it can be late, and the order of events does not matter.
-        return Folded([_aggregate(window_start, events, 0)], [], max(current, latest), 0)
+        delta = _aggregate(window_start, events, 0, normalize_page_urls)
+        return Folded([delta], [], max(current, latest), 0)
     times = list(map(_epoch, map(_timestamp, events)))
     by_window: dict[int, list[ClickEvent]] = {}
     late_by_window: Counter = Counter()
@@ -82,7 +88,7 @@ def fold(
         if event_time > current:
             current = event_time
     deltas = [
-        _aggregate(window_start, bucket, late_by_window[window_start])
+        _aggregate(window_start, bucket, late_by_window[window_start], normalize_page_urls)
         for window_start, bucket in sorted(by_window.items())
     ]
     return Folded(
@@ -93,7 +99,9 @@ def fold(
     )
 
 
-def _aggregate(window_start: int, events: list[ClickEvent], late: int) -> WindowDelta:
+def _aggregate(
+    window_start: int, events: list[ClickEvent], late: int, normalize_page_urls: bool
+) -> WindowDelta:
     """One window's delta, one attribute per metric of statestore.metrics."""
     # Column-wise with map() and compress(): every pass over the events runs in C.
     # An attribute several metrics read is read once into a list; others stream.
@@ -109,6 +117,8 @@ def _aggregate(window_start: int, events: list[ClickEvent], late: int) -> Window
 
     delta = WindowDelta(window_start)
     for metric in METRICS:
+        if metric.source == REFUSED_BY_CAP:
+            continue  # the state store counts these, as it applies the batch
         if metric.source == EACH_EVENT:
             value: object = len(events)
         elif metric.source == LATE_EVENT:
@@ -119,12 +129,29 @@ def _aggregate(window_start: int, events: list[ClickEvent], late: int) -> Window
             value = set(values(metric))
         else:
             value = Counter(values(metric))
+            if metric.url_path_only and normalize_page_urls:
+                value = url_paths(value)
         setattr(delta, metric.name, value)
     return delta
 
 
+def url_paths(counts: Counter) -> Counter:
+    """URL counts merged by the URL up to its first `?` or `#` (`/p?id=1#x` -> `/p`).
+
+    Runs over the batch's distinct URLs, not its events, and keeps first-occurrence
+    order: the zset cap admits members in that order.
+    """
+    if not any("?" in url or "#" in url for url in counts):
+        return counts
+    paths: Counter = Counter()
+    for url, count in counts.items():
+        paths[url.partition("?")[0].partition("#")[0]] += count
+    return paths
+
+
 def _shared_attributes() -> frozenset[str]:
-    sources = Counter(m.source for m in METRICS if m.source not in (EACH_EVENT, LATE_EVENT))
+    not_attributes = (EACH_EVENT, LATE_EVENT, REFUSED_BY_CAP)
+    sources = Counter(m.source for m in METRICS if m.source not in not_attributes)
     if any(metric.only_event_type for metric in METRICS):
         sources[EVENT_TYPE] += 2
     return frozenset(source for source, uses in sources.items() if uses > 1)

@@ -100,7 +100,11 @@ class Processor:
         )
         self.dead_letters = DeadLetters(make_producer(config), config.dlq_topic)
         self.applier = BatchApplier(
-            self.store, self.dead_letters, self.windowing, config.processor_id
+            self.store,
+            self.dead_letters,
+            self.windowing,
+            config.processor_id,
+            config.normalize_page_urls,
         )
         self.metrics_producer = make_producer(config, **{"linger.ms": 0})
         self.cursors: dict[int, PartitionCursor] = {}

@@ -62,6 +62,12 @@ SETTINGS = (
     ),
     Setting("STATE_TTL_SECONDS", 14400, "TTL of window state in Redis", parse=positive_int),
     Setting(
+        "NORMALIZE_PAGE_URLS",
+        True,
+        "count page URLs without their query string and fragment (/p?id=1#x counts as /p)",
+        parse=cfg.parse_bool,
+    ),
+    Setting(
         "START_FROM",
         "earliest",
         "where a partition with no fence begins",

@@ -13,11 +13,13 @@
 -- ARGV[5]   now_ms: wall clock (epoch ms), kept as applied_at
 -- ARGV[6]   ttl_s: TTL of window keys (seconds)
 -- ARGV[7]   owner: the applying replica's name
--- ARGV[8]   hll_keys: HLL keys per window
--- ARGV[9]   sorted_set_keys: sorted-set keys per window
--- ARGV[10]  windows: W, the number of windows, then W window starts
+-- ARGV[8]   sorted_set_cap: distinct members a window's sorted set admits
+-- ARGV[9]   hll_keys: HLL keys per window
+-- ARGV[10]  sorted_set_keys: sorted-set keys per window
+-- ARGV[11]  windows: W, the number of windows, then W window starts
 -- then per window: counters (n, then n field/increment pairs), each HLL (n, then n
--- members), each sorted set (n, then n member/increment pairs);
+-- members), each sorted set (its overflow field in the counters hash, n, then n
+-- member/increment pairs in first-occurrence order);
 -- then dead letters: n, then n reason/count pairs.
 -- (statestore.codec.APPLY_ARGV names these positions; a unit test holds them equal.)
 --
@@ -34,10 +36,11 @@ local watermark_s = ARGV[4]
 local now_ms = ARGV[5]
 local ttl_s = tonumber(ARGV[6])
 local owner = ARGV[7]
-local hll_keys = tonumber(ARGV[8])
-local sorted_set_keys = tonumber(ARGV[9])
-local windows = tonumber(ARGV[10])
-local HEADER = 10
+local sorted_set_cap = tonumber(ARGV[8])
+local hll_keys = tonumber(ARGV[9])
+local sorted_set_keys = tonumber(ARGV[10])
+local windows = tonumber(ARGV[11])
+local HEADER = 11
 local PFADD_SLICE = 1000  -- unpack() is bounded by Lua's C stack; add members in slices
 
 local fence = tonumber(redis.call('HGET', partition, 'fence') or '-1')
@@ -74,6 +77,38 @@ local function add_members(key, n)
   end
 end
 
+-- A sorted set admits new members up to the cap; the increments of refused ones
+-- go to its overflow counter. Members arrive in first-occurrence order and the
+-- fence orders batches, so which members get in depends only on the partition's
+-- records, never on batch boundaries. One ZCARD per key; ZSCORE per member only
+-- when this batch could reach the cap.
+local function add_capped(key, counters, overflow_field, n)
+  local size = redis.call('ZCARD', key)
+  if size + n <= sorted_set_cap then
+    for _ = 1, n do
+      local member = take()
+      redis.call('ZINCRBY', key, take(), member)
+    end
+    return
+  end
+  local refused = 0
+  for _ = 1, n do
+    local member = take()
+    local increment = take()
+    if redis.call('ZSCORE', key, member) then
+      redis.call('ZINCRBY', key, increment, member)
+    elseif size < sorted_set_cap then
+      redis.call('ZINCRBY', key, increment, member)
+      size = size + 1
+    else
+      refused = refused + tonumber(increment)
+    end
+  end
+  if refused > 0 then
+    redis.call('HINCRBY', counters, overflow_field, refused)
+  end
+end
+
 local keys_per_window = 1 + hll_keys + sorted_set_keys
 for i = 1, windows do
   local window_start = ARGV[HEADER + i]
@@ -87,11 +122,8 @@ for i = 1, windows do
     add_members(KEYS[base + 1 + h], tonumber(take()))
   end
   for z = 1, sorted_set_keys do
-    local key = KEYS[base + 1 + hll_keys + z]
-    for _ = 1, tonumber(take()) do
-      local member = take()
-      redis.call('ZINCRBY', key, take(), member)
-    end
+    local overflow_field = take()
+    add_capped(KEYS[base + 1 + hll_keys + z], counters, overflow_field, tonumber(take()))
   end
   for k = 1, keys_per_window do
     redis.call('EXPIRE', KEYS[base + k], ttl_s)

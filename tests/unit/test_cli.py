@@ -11,7 +11,17 @@ from services import cli
 
 def test_tools_register_their_commands_through_the_entry_point_group():
     names = [command.name for command in cli.all_commands()]
-    assert names == ["produce", "process", "topics", "consume", "bench", "profile", "load", "chaos"]
+    assert names == [
+        "produce",
+        "process",
+        "topics",
+        "consume",
+        "bench",
+        "profile",
+        "memory",
+        "load",
+        "chaos",
+    ]
 
 
 def test_an_entry_point_whose_package_is_not_installed_is_skipped():

@@ -123,3 +123,15 @@ def test_security_settings_pass_through_to_clients():
     assert settings["security.protocol"] == "SASL_SSL"
     assert settings["sasl.mechanism"] == "SCRAM-SHA-512"
     assert "sasl.username" not in settings
+
+
+def test_processor_normalises_page_urls_unless_switched_off():
+    from services.processor.main import SETTINGS as PROCESSOR
+
+    parser = argparse.ArgumentParser()
+    cfg.add_arguments(parser, PROCESSOR)
+    assert cfg.load(PROCESSOR, parser.parse_args([]), {}).normalize_page_urls is True
+    environ = {"NORMALIZE_PAGE_URLS": "false"}
+    assert cfg.load(PROCESSOR, parser.parse_args([]), environ).normalize_page_urls is False
+    flag = parser.parse_args(["--normalize-page-urls", "no"])
+    assert cfg.load(PROCESSOR, flag, {}).normalize_page_urls is False

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import fakeredis
+import msgspec
 import pytest
 
 from services.common.errors import PublishError
-from services.common.window_record import decode_record
+from services.common.window_record import (
+    BREAKDOWN_TOP_N,
+    MAX_RECORD_BYTES,
+    OTHER,
+    TOP_N,
+    decode_record,
+)
 from services.common.windowing import Windowing
+from services.processor.apply import TOO_LATE, BatchApplier, PartitionCursor
+from services.processor.dead_letters import DeadLetters
 from services.processor.emit import Emitter
 from services.processor.watermark import StreamTime
-from statestore import StateStore
+from statestore import StateStore, encode_window_record
 from tests.statestore_contract import delta
-from tests.unit.protocol_fakes import Died, FakeProducer
+from tests.unit.protocol_fakes import Died, FakeProducer, batch, click
 
 WINDOWING = Windowing(size_s=60, grace_s=10, allowed_lateness_s=120)
 T0 = 1_700_000_040  # a window start
@@ -95,6 +104,63 @@ def test_a_window_past_its_lateness_is_sealed_published_final_and_forgotten(stor
     assert decode_record(producer.delivered[0].value).final
     assert store.partition_states([0])[0].sealed_before == T0 + WINDOWING.size_s
     assert store.windows_starting_by([0], T0) == []
+
+
+def test_a_final_window_leaves_no_working_keys_and_a_late_batch_changes_nothing(store):
+    producer = FakeProducer()
+    assert tick(emitter(store, producer), SEALING) == 1
+    window_keys = store.keys.window(0, T0)
+    assert not any(store.redis.exists(key) for key in window_keys)
+    final = store.emission(T0)
+    # A late event for the window, folded by a replica that has not seen the seal yet.
+    dead = FakeProducer()
+    applier = BatchApplier(store, DeadLetters(dead, "dlq"), WINDOWING, "replica-b")
+    cursor = PartitionCursor(0, 1, T0 + 30, -1)
+    applier.apply(batch("events", 0, 2, [click(T0 + 5, "late-user")]), cursor)
+    assert [dict(message.headers)["dlq.reason"] for message in dead.delivered] == [
+        TOO_LATE.encode()
+    ]
+    assert not any(store.redis.exists(key) for key in window_keys)
+    assert tick(emitter(store, producer), SEALING) == 0
+    assert store.emission(T0) == final and len(producer.delivered) == 1
+
+
+def test_a_window_with_thousands_of_categories_publishes_a_bounded_record_that_adds_up():
+    store = StateStore(fakeredis.FakeRedis(), "emit", "events")
+    categories = {f"category-{n:05d}": 1 + n % 7 for n in range(5000)}
+    events = sum(categories.values())
+    many = delta(T0, users=("a",), events=events)
+    many.categories.update(categories)
+    many.countries.update({"US": events})
+    store.apply_batch(0, -1, 0, 1, [many], T0 + 30, {}, now_ms=1)
+    producer = FakeProducer()
+    assert tick(emitter(store, producer), CLOSED) == 1
+    (published,) = producer.delivered
+    record = decode_record(published.value)
+    assert len(published.value) <= MAX_RECORD_BYTES
+    assert len(record.categories) == BREAKDOWN_TOP_N + 1
+    assert sum(record.categories.values()) == record.total_events == events
+    assert record.categories[OTHER] == events - sum(sorted(categories.values())[-50:])
+    # Ties at the cut go by name: the 50 kept are the lowest-numbered of count 7.
+    kept = [name for name in record.categories if name != OTHER]
+    assert kept == [f"category-{n:05d}" for n in range(6, 7 * 50, 7)]
+    assert record.countries == {"US": events}
+
+
+def test_a_record_of_long_names_over_the_bound_is_trimmed_until_it_fits(store):
+    pages = {f"/{n:02d}/" + "x" * 2000: 100 - n for n in range(TOP_N)}
+    store.apply_batch(0, 1, 2, 3, [delta(T0, pages=pages)], T0 + 31, {}, now_ms=2)
+    totals = store.read_window(T0, [0])
+    whole = encode_window_record(totals, 60, revision=1, final=False, published_at_s=T0)
+    bounded = encode_window_record(
+        totals, 60, revision=1, final=False, published_at_s=T0, max_bytes=len(whole) // 2
+    )
+    record = decode_record(bounded)
+    assert len(bounded) <= len(whole) // 2 < len(whole)
+    assert list(record.top_pages) == list(pages)[: len(record.top_pages)]
+    assert 0 < len(record.top_pages) < TOP_N
+    assert record.total_events == totals.events
+    assert msgspec.json.decode(whole)["top_pages"] == pages
 
 
 def test_only_the_lease_holder_publishes(store):

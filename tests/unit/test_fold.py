@@ -77,3 +77,16 @@ def test_watermark_is_carried_from_the_previous_batch():
     first = fold([event(T0 + 100)], None, -1, WINDOWING)
     second = fold([event(T0 + 30)], first.watermark_s, -1, WINDOWING)
     assert second.late == 1 and second.watermark_s == T0 + 100
+
+
+def test_page_urls_are_counted_without_query_string_and_fragment_in_first_seen_order():
+    pages = ["/p?id=1#x", "/q#top", "/p", "/p?id=2", "/r?a=1?b=2", "/q"]
+    events = [event(T0 + n, page=page) for n, page in enumerate(pages)]
+    (delta,) = fold(events, None, -1, WINDOWING).deltas
+    assert list(delta.pages.items()) == [("/p", 3), ("/q", 2), ("/r", 1)]
+
+
+def test_page_url_normalisation_switched_off_counts_urls_as_sent():
+    events = [event(T0 + 1, page="/p?id=1"), event(T0 + 2, page="/p#x")]
+    (delta,) = fold(events, None, -1, WINDOWING, normalize_page_urls=False).deltas
+    assert delta.pages == {"/p?id=1": 1, "/p#x": 1}

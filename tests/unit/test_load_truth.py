@@ -214,3 +214,19 @@ def test_written_dataset_and_truth_read_back_identically(tmp_path):
     written_truth = write_dataset(plan, path)
     assert truth.read(dataset.truth_path(path)) == json.loads(json.dumps(written_truth))
     assert truth.ground_truth(dataset.read(path), W)["windows"] == written_truth["windows"]
+
+
+def test_truth_counts_pages_without_query_and_keeps_the_top_categories_plus_other():
+    base = 1_700_000_000
+    records = []
+    for n in range(60):
+        fields = json.loads(_event(f"u{n}", f"s{n}", base + n / 10, page=f"/p?id={n}#f"))
+        fields["page_category"] = f"cat-{n % 55:02d}"  # 55 categories: 5 of them twice
+        records.append(Record(None, json.dumps(fields).encode(), base, base, "valid"))
+    window = truth.ground_truth(records, W)["windows"]["2023-11-14T22:13:20Z"]
+    assert window["top_pages"] == {"/p": 60}
+    categories = window["categories"]
+    assert len(categories) == 51 and sum(categories.values()) == 60
+    twice = {f"cat-{n:02d}": 2 for n in range(5)}
+    assert dict(list(categories.items())[:5]) == twice
+    assert categories[""] == 60 - 10 - 45  # the 10 events of the five doubles, 45 singles kept

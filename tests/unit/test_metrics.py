@@ -30,7 +30,7 @@ from statestore.codec import (
     SEAL_ARGV,
     SEAL_KEYS,
 )
-from statestore.metrics import WINDOW_KEY_SUFFIXES, Kind
+from statestore.metrics import REFUSED_BY_CAP, WINDOW_KEY_SUFFIXES, Kind
 from statestore.record import CONVERSIONS
 
 WINDOWING = Windowing(size_s=60, grace_s=10, allowed_lateness_s=120)
@@ -165,3 +165,11 @@ def test_every_metric_has_a_label_and_a_known_source(metric):
     assert metric.label
     if metric.kind is not Kind.COUNTER:
         assert metric.source in ClickEvent.__struct_fields__
+
+
+def test_every_sorted_set_has_a_counter_for_the_events_its_cap_refused():
+    sorted_sets = {m.name for m in METRICS if m.kind is Kind.SORTED_SET}
+    overflow = {m.overflow_of: m for m in METRICS if m.overflow_of}
+    assert set(overflow) == sorted_sets
+    assert all(m.kind is Kind.COUNTER and m.source == REFUSED_BY_CAP for m in overflow.values())
+    assert {m.record_field for m in overflow.values()} == {"pages_overflow", "referrers_overflow"}
