@@ -47,7 +47,7 @@ COMMIT_ARGV = ("revision", "ttl_s")
 LEASE_KEYS = ("lease",)
 LEASE_ARGV = ("owner", "ttl_ms")
 SEAL_KEYS = ("partition",)
-SEAL_ARGV = ("threshold",)
+SEAL_ARGV = ("threshold", "min_fence")
 DEAD_LETTER_PREFIX = "dlq:"  # partition hash fields counting dead letters by reason
 
 

@@ -36,6 +36,7 @@ from statestore.metrics import COUNTERS, EACH_EVENT, HLLS, SORTED_SETS
 from statestore.retry import RedisRetry
 from statestore.server import delete_matching
 from statestore.types import (
+    NO_FENCE,
     ApplyResult,
     ApplyStatus,
     Claim,
@@ -299,12 +300,28 @@ class StateStore:
         found = dict(zip(counted, map(int, counts), strict=True))
         return {name: found.get(name, 0) for name in dumps}
 
-    def seal(self, partitions: Iterable[int], threshold: int) -> None:
-        """Refuse, from now on, batches touching windows that start before `threshold`."""
-        args = script_args(SEAL_ARGV, threshold=threshold)
+    def seal(
+        self,
+        partitions: Iterable[int],
+        threshold: int,
+        fences_seen: Mapping[int, int] | None = None,
+    ) -> bool:
+        """Refuse, from now on, batches touching windows that start before `threshold`.
+
+        `fences_seen` are the fences the caller based its decision on; a partition
+        whose fence has gone below them lost its state and is not sealed. Returns
+        False when any partition was refused (the caller should not publish).
+        """
+        fences_seen = fences_seen or {}
+        sealed = True
         for partition in partitions:
             key = self.keys.partition(partition)
-            self._call(lambda key=key: self._seal(keys=[key], args=args))
+            args = script_args(
+                SEAL_ARGV, threshold=threshold, min_fence=fences_seen.get(partition, NO_FENCE)
+            )
+            status, _ = self._call(lambda key=key, args=args: self._seal(keys=[key], args=args))
+            sealed = sealed and status == 1
+        return sealed
 
     def forget_window(self, partitions: Iterable[int], window_start: int) -> None:
         """Drop a finalized window from the partitions' indexes and delete its working keys.

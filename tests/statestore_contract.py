@@ -101,6 +101,17 @@ class StateStoreContract:
         ok = self.apply(store, 0, -1, 0, 9, [delta(W)])
         assert ok.status is ApplyStatus.APPLIED
 
+    def test_a_partition_whose_fence_went_back_is_not_sealed(self, store):
+        self.apply(store, 0, -1, 0, 9, [delta(0)])
+        self.apply(store, 1, -1, 0, 4, [delta(0)])
+        seen = {0: 9, 1: 4}
+        store.redis.delete(store.keys.partition(1))  # partition 1's state is lost
+        assert not store.seal([0, 1], W, seen)
+        states = store.partition_states([0, 1])
+        assert states[0].sealed_before == W  # intact: sealed as decided
+        assert states[1].sealed_before < W  # its rebuild must not become too late
+        assert store.seal([0], 2 * W, seen)
+
     def test_windows_merge_across_partitions(self, store):
         self.apply(store, 0, -1, 0, 0, [delta(0, users=("a", "b"), pages={"/x": 2})])
         self.apply(store, 1, -1, 0, 0, [delta(0, users=("b", "c"), pages={"/x": 1, "/y": 1})])

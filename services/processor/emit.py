@@ -85,15 +85,12 @@ class Emitter:
         published = 0
         for window_start in closed:  # 3.
             published += self._publish_window(
-                window_start,
-                emissions[window_start],
-                versions[window_start],
-                stream.final_watermark_s,
+                window_start, emissions[window_start], versions[window_start], stream
             )
         return published
 
     def _publish_window(
-        self, window_start: int, emission: Emission, version: int, final_watermark_s: float | None
+        self, window_start: int, emission: Emission, version: int, stream: StreamTime
     ) -> int:
         """Step 3 of `tick` for one window (a to d there); returns records published."""
         published = 0
@@ -106,14 +103,18 @@ class Emitter:
             # Its emitter died between the final commit and retiring the window.
             self._retire(window_start)
             return published
+        final_watermark_s = stream.final_watermark_s
         final_due = final_watermark_s is not None and final_watermark_s >= (
             self.windowing.seals_at(window_start)
         )
         if version == emission.version and not final_due:
             return published
-        if final_due:  # b.
-            self.store.seal(self.partitions, self.windowing.end_of(window_start))
+        end = self.windowing.end_of(window_start)
+        if final_due and not self.store.seal(self.partitions, end, stream.fences):  # b.
+            return published + self._state_lost(window_start, "a partition's fence went back")
         totals = self.store.read_window(window_start, self.partitions)  # c.
+        if totals.events < version:  # events only grow, unless Redis lost them meanwhile
+            return published + self._state_lost(window_start, "the window has fewer events")
         revision = emission.revision + 1
         record = encode_window_record(  # bounded in size before the claim
             totals,
@@ -133,6 +134,15 @@ class Emitter:
         if revision == 1 and closed_at_s is not None:
             PUBLISH_DELAY_SECONDS.observe(time.time() - closed_at_s)
         return published + 1
+
+    def _state_lost(self, window_start: int, why: str) -> int:
+        """Redis lost state during this tick: publish nothing; the processors rebuild it."""
+        log.warning(
+            "window state lost under the emitter, not publishing",
+            window_start=iso_utc(window_start),
+            reason=why,
+        )
+        return 0
 
     def _produce(self, window_start: int, record: bytes) -> None:
         failures: list[KafkaError] = []

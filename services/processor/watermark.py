@@ -19,7 +19,7 @@ Two watermarks come out:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from statestore import PartitionState
 
@@ -29,6 +29,9 @@ class StreamTime:
     watermark_s: float | None  # None: some active partition has no watermark yet
     final_watermark_s: float | None
     idle: frozenset[int]
+    # The fences these watermarks were read with: sealing refuses a partition whose
+    # fence has since gone down (Redis lost its state), see statestore seal_window.lua.
+    fences: Mapping[int, int] = field(default_factory=dict)
 
 
 def is_idle(
@@ -53,15 +56,16 @@ def stream_time(
         for partition, state in states.items()
         if is_idle(state, now_ms, idle_after_ms, end_offset)
     )
+    fences = {partition: state.fence for partition, state in states.items()}
     active = [state for partition, state in states.items() if partition not in idle]
     if active:
         if any(state.watermark_s is None for state in active):
-            return StreamTime(None, None, idle)
+            return StreamTime(None, None, idle, fences)
         slowest = min(state.watermark_s for state in active)
-        return StreamTime(slowest, slowest, idle)
+        return StreamTime(slowest, slowest, idle, fences)
     seen = [state.watermark_s for state in states.values() if state.watermark_s is not None]
     if not seen:
-        return StreamTime(now_ms / 1000, None, idle)
+        return StreamTime(now_ms / 1000, None, idle, fences)
     applied = [state.applied_at_ms for state in states.values() if state.applied_at_ms]
     quiet_s = (now_ms - max(applied)) / 1000 if applied else 0.0
-    return StreamTime(max(now_ms / 1000, *seen), max(seen) + max(quiet_s, 0.0), idle)
+    return StreamTime(max(now_ms / 1000, *seen), max(seen) + max(quiet_s, 0.0), idle, fences)

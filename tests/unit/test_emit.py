@@ -168,3 +168,37 @@ def test_only_the_lease_holder_publishes(store):
     producer = FakeProducer()
     assert tick(emitter(store, producer, owner="replica-b"), CLOSED) == 0
     assert producer.delivered == []
+
+
+def sealing_with_fences_of(store) -> StreamTime:
+    fences = {p: state.fence for p, state in store.partition_states([0]).items()}
+    return StreamTime(T0 + 1000, T0 + 1000, frozenset(), fences)
+
+
+def test_state_lost_before_sealing_is_not_sealed_and_is_rebuilt_then_published(store):
+    stream = sealing_with_fences_of(store)  # the emitter read fence 1 ...
+    store.reset()  # ... then Redis lost everything
+    producer = FakeProducer()
+    assert tick(emitter(store, producer), stream) == 0
+    assert producer.delivered == []
+    assert store.partition_states([0])[0].sealed_before < T0  # rebuilt events still count
+    store.apply_batch(0, -1, 0, 1, [delta(T0, users=("a", "b"))], T0 + 30, {}, now_ms=2)
+    assert tick(emitter(store, producer), sealing_with_fences_of(store)) == 1
+    record = decode_record(producer.delivered[0].value)
+    assert (record.final, record.total_events, record.unique_users) == (True, 2, 2)
+
+
+class LosesStateOnRead(StateStore):
+    """Redis loses the window between the emitter's version read and its merge."""
+
+    def read_window(self, window_start, partitions):
+        self.reset()
+        return super().read_window(window_start, partitions)
+
+
+def test_a_window_that_shrank_during_the_tick_is_not_published():
+    store = LosesStateOnRead(fakeredis.FakeRedis(), "emit", "events")
+    store.apply_batch(0, -1, 0, 1, [delta(T0, users=("a", "b"))], T0 + 30, {}, now_ms=1)
+    producer = FakeProducer()
+    assert tick(emitter(store, producer), CLOSED) == 0
+    assert producer.delivered == [] and store.emission(T0).revision == 0
