@@ -13,14 +13,13 @@ the partitions this replica has read to the end and runs the emitter.
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 import time
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
 from services.common.config import Config, redis_options
-from services.common.errors import PublishError, TopicNotFound
+from services.common.errors import PublishError
 from services.common.kafka import make_consumer, make_producer, partition_count, wait_for_broker
 from services.common.logging import get_logger
 from services.common.observability import (
@@ -29,7 +28,6 @@ from services.common.observability import (
     FENCE_RESYNCS,
     REBALANCES,
     RECORDS_CONSUMED,
-    REDIS_FAULTS,
     WATERMARK_SECONDS,
     Health,
     serve,
@@ -40,7 +38,7 @@ from services.processor.apply import BatchApplier, PartitionCursor
 from services.processor.dead_letters import DeadLetterError, DeadLetters
 from services.processor.decode import PartitionBatch, decode
 from services.processor.emit import Emitter
-from services.processor.outage import Outage
+from services.processor.outage import Outage, redis_fault_hooks
 from services.processor.settings import (
     DEAD_LETTER_RETRY_S,
     EMITTER_LEASE_MIN_MS,
@@ -48,14 +46,13 @@ from services.processor.settings import (
     FETCH_SETTINGS,
     HEARTBEAT_MIN_MS,
     HEARTBEATS_PER_SESSION,
-    LOG_END_TIMEOUT_S,
-    PARTITION_REFRESH_S,
     SETTINGS,
     SHUTDOWN_FLUSH_TIMEOUT_S,
 )
+from services.processor.source import SourceTopic
 from services.processor.watermark import stream_time
 from statestore import ApplyStatus, PartitionState, StateStore
-from statestore.retry import FaultHooks, RedisRetry
+from statestore.retry import RedisRetry
 from statestore.server import require_noeviction
 
 log = get_logger("processor")
@@ -77,7 +74,7 @@ class Processor:
             config.state_namespace,
             self.topic,
             ttl_s=config.state_ttl_seconds,
-            retry=RedisRetry(config.redis_retry_seconds, self._redis_fault_hooks()),
+            retry=RedisRetry(config.redis_retry_seconds, redis_fault_hooks(self.health)),
             **redis_options(config),
         )
         self.consumer = make_consumer(
@@ -113,23 +110,10 @@ class Processor:
         self.dead_letter_outage = Outage("kafka-dead-letters", budget_s, self.health)
         self.publish_outage = Outage("kafka-metrics", budget_s, self.health)
         self.metadata_outage = Outage("kafka-metadata", budget_s, self.health)
-        self._partitions_checked_at = time.monotonic()
+        self.source = SourceTopic(self.consumer, self.topic, self.metadata_outage)
         self.held_back: dict[int, float] = {}  # partition -> when to read it again
         self.partitions = 0
         self.emitter: Emitter | None = None
-
-    def _redis_fault_hooks(self) -> FaultHooks:
-        """While Redis is away: not ready, still alive (the loop is waiting, not stuck)."""
-
-        def on_fault(kind: str) -> None:
-            REDIS_FAULTS.labels(kind).inc()
-            self.health.block("redis")
-
-        return FaultHooks(
-            on_fault=on_fault,
-            on_waiting=self.health.beat,
-            on_recovered=lambda _outage_s: self.health.unblock("redis"),
-        )
 
     # -- partition ownership ----------------------------------------------------------
 
@@ -336,7 +320,7 @@ class Processor:
         try:
             self.emitter.tick(
                 lambda: stream_time(
-                    states, now_ms, self.config.idle_partition_seconds * 1000, self._log_end
+                    states, now_ms, self.config.idle_partition_seconds * 1000, self.source.log_end
                 ),
                 time.time(),
             )
@@ -345,35 +329,9 @@ class Processor:
             self.publish_outage.failed("publish window", error, topic=self.config.metrics_topic)
         else:
             self.publish_outage.succeeded()
-        self._refresh_partitions()
-
-    def _log_end(self, partition: int) -> int:
-        """The partition's current end offset, asked of the broker (not the fetch cache)."""
-        try:
-            _low, high = self.consumer.get_watermark_offsets(
-                TopicPartition(self.topic, partition), timeout=LOG_END_TIMEOUT_S, cached=False
-            )
-        except KafkaException as error:
-            self.metadata_outage.failed(
-                "log-end query", error, topic=self.topic, partition=partition
-            )
-            return sys.maxsize  # unknown end: not idle
-        self.metadata_outage.succeeded()
-        return high
-
-    def _refresh_partitions(self) -> None:
-        """Take in partitions added to the events topic while running."""
-        if time.monotonic() - self._partitions_checked_at < PARTITION_REFRESH_S:
-            return
-        self._partitions_checked_at = time.monotonic()
-        try:
-            metadata = self.consumer.list_topics(self.topic, timeout=LOG_END_TIMEOUT_S)
-            partitions = partition_count(metadata, self.topic)
-        except (KafkaException, TopicNotFound) as error:
-            self.metadata_outage.failed("metadata", error, topic=self.topic)
-            return
-        self.metadata_outage.succeeded()
-        self._grow_to(partitions)
+        grown = self.source.partitions_now()
+        if grown is not None:
+            self._grow_to(grown)
 
     def _grow_to(self, partitions: int) -> None:
         """Partitions are only ever added to a topic; merge every window over all of them."""

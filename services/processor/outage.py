@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 from services.common.errors import BrokerUnavailable
 from services.common.logging import get_logger
-from services.common.observability import KAFKA_FAULTS, Health
+from services.common.observability import KAFKA_FAULTS, REDIS_FAULTS, Health
+from statestore.retry import FaultHooks
 
 log = get_logger("processor.outage")
 
@@ -65,3 +66,17 @@ class Outage:
             )
             self.started_at = None
             self.health.unblock(self.dependency)
+
+
+def redis_fault_hooks(health: Health) -> FaultHooks:
+    """While Redis is away: not ready, still alive (the loop is waiting, not stuck)."""
+
+    def on_fault(kind: str) -> None:
+        REDIS_FAULTS.labels(kind).inc()
+        health.block("redis")
+
+    return FaultHooks(
+        on_fault=on_fault,
+        on_waiting=health.beat,
+        on_recovered=lambda _outage_s: health.unblock("redis"),
+    )
