@@ -101,7 +101,7 @@ def decode_event(raw: bytes | None) -> ClickEvent:
     try:
         event = EVENT_DECODER.decode(raw)
     except msgspec.ValidationError as error:
-        raise InvalidEvent(_validation_reason(str(error)), str(error)) from None
+        raise InvalidEvent(validation_reason(str(error)), str(error)) from None
     except msgspec.DecodeError as error:
         raise InvalidEvent(NOT_JSON, str(error)) from None
     except Exception as error:  # whatever else the input provokes, it must not escape
@@ -126,7 +126,8 @@ def encode_event(event: ClickEvent) -> bytes:
     return _encoder.encode(event)
 
 
-def _validation_reason(message: str) -> str:
+def validation_reason(message: str) -> str:
+    """A stable reject reason from msgspec's validation message."""
     if message.startswith("Object missing required field"):
         return MISSING_FIELD
     # msgspec says "Expected `int`, got `str`" for a type error, and

@@ -27,17 +27,21 @@ from typing import Final
 
 import msgspec
 
+from services.common.schema import (
+    INVALID_VALUE,
+    MISSING_FIELD,
+    NOT_JSON,
+    TOO_LARGE,
+    WRONG_TYPE,
+    validation_reason,
+)
 from services.common.window_record import WindowRecord, decode_record, encode_record
 
 # The broker's default message.max.bytes: a larger value cannot be an honest record.
 MAX_RECORD_BYTES: Final = 1024 * 1024
 
 # Reasons a record is skipped: label values of clickstream_dashboard_invalid_records_total.
-TOO_LARGE: Final = "too_large"
-NOT_JSON: Final = "not_json"
-MISSING_FIELD: Final = "missing_field"
-WRONG_TYPE: Final = "wrong_type"
-INVALID_VALUE: Final = "invalid_value"
+# The first five are the processor's reject vocabulary (services.common.schema).
 INVALID_WINDOW: Final = "invalid_window"
 FUTURE_WINDOW: Final = "future_window"
 INVALID_REASONS: Final = (
@@ -68,7 +72,7 @@ def admit(raw: bytes, now: float, max_future_s: float) -> WindowRecord | Invalid
     try:
         record = decode_record(raw)
     except msgspec.ValidationError as error:
-        return Invalid(_validation_reason(str(error)), printable(str(error)))
+        return Invalid(validation_reason(str(error)), printable(str(error)))
     except (msgspec.DecodeError, RecursionError) as error:  # msgspec raises the latter
         return Invalid(NOT_JSON, printable(str(error) or type(error).__name__))
     except Exception as error:  # the decoder is C code fed by strangers: no input may crash us
@@ -91,16 +95,6 @@ def admit(raw: bytes, now: float, max_future_s: float) -> WindowRecord | Invalid
 
 def _utc_seconds(window_time: str) -> float:
     return datetime.strptime(window_time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-
-
-def _validation_reason(message: str) -> str:
-    """The processor's reject vocabulary, read from msgspec's message."""
-    if message.startswith("Object missing required field"):
-        return MISSING_FIELD
-    # "Expected `int`, got `str`" is a type error; "Expected `int` >= 0" a bound.
-    if message.startswith("Expected `") and "`, got `" in message:
-        return WRONG_TYPE
-    return INVALID_VALUE
 
 
 def printable(text: str) -> str:

@@ -38,6 +38,7 @@ PROCESSOR_ENV = {
     "BATCH_MAX_WAIT_MS": "50",
 }
 WINDOW_S = 10
+PAST = 1_767_225_600  # 2026-01-01T00:00:00Z: replayed history, far behind wall clock
 
 
 def dataset(
@@ -144,3 +145,28 @@ class Replicas(ProcessorFleet):
     def __init__(self, environ: dict[str, str], log_dir: Path, **overrides: str):
         settings = {"STATE_NAMESPACE": environ["STATE_NAMESPACE"], **PROCESSOR_ENV, **overrides}
         super().__init__(processor_env(cfg.load(cfg.SHARED, environ=environ), **settings), log_dir)
+
+
+def assert_ground_truth(published: PublishedWindows, expected: dict[str, dict]) -> None:
+    """Every expected window has a final record equal to the truth (unique counts within 2%)."""
+    problems = {}
+    for start, want in expected.items():
+        record = published.final(start)
+        if record is None:
+            problems[start] = ["no final record"]
+        elif found := mismatches(want, record):
+            problems[start] = found
+    assert not problems, problems
+
+
+def applied(store, partitions: int = 6) -> int:
+    """Records whose effect is in Redis, by the fences of the first `partitions` partitions."""
+    return sum(state.fence + 1 for state in store.partition_states(range(partitions)).values())
+
+
+def wait_until(condition, message: str, timeout_s: float = 60.0) -> None:
+    """Poll `condition` until it holds; fail with `message` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.05)

@@ -17,6 +17,7 @@ from services.common.kafka import make_admin, make_producer
 from services.common.window_record import BREAKDOWN_TOP_N, MAX_RECORD_BYTES, OTHER, parse_iso
 from statestore import StateStore
 from tests.integration.harness import (
+    PAST,
     WINDOW_S,
     Replicas,
     all_final,
@@ -29,7 +30,6 @@ from tests.integration.harness import (
 
 pytestmark = pytest.mark.integration
 
-PAST = 1_767_225_600  # 2026-01-01T00:00:00Z: replayed history, far behind wall clock
 SMALL_MESSAGE_BYTES = 64 * 1024  # the metrics topic's max.message.bytes in this test
 
 

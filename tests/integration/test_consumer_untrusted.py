@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import pty
-import socket
 import threading
 import time
 import urllib.request
@@ -22,6 +21,7 @@ import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from load.ports import free_port
 from services.common.kafka import make_producer
 from services.common.window_record import WindowRecord, encode_record, iso_utc
 from services.consumer import main as consumer
@@ -65,12 +65,6 @@ def fields(record: WindowRecord, **changes) -> bytes:
 def future_window() -> bytes:
     start = (int(time.time()) // 300 + 288) * 300  # a day ahead
     return fields(window(1), window_start=iso_utc(start), window_end=iso_utc(start + 300))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def invalid_counts(port: int) -> dict[str, float]:

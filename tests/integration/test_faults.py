@@ -12,45 +12,25 @@ import pytest
 import redis
 from confluent_kafka.admin import NewPartitions
 
-from load.harness import RedisServer, free_port
+from load.ports import free_port
+from load.redis_server import RedisServer
 from services.common.kafka import make_admin
 from statestore import StateStore
 from tests.integration.harness import (
+    PAST,
     WINDOW_S,
     Replicas,
     all_final,
+    applied,
+    assert_ground_truth,
     dataset,
     expected_windows,
-    mismatches,
     produce,
     read_windows,
+    wait_until,
 )
 
 pytestmark = pytest.mark.integration
-
-PAST = 1_767_225_600  # 2026-01-01T00:00:00Z
-
-
-def wait_until(condition, message, timeout_s=60.0):
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, message
-        time.sleep(0.05)
-
-
-def assert_ground_truth(published, expected):
-    problems = {}
-    for start, want in expected.items():
-        record = published.final(start)
-        if record is None:
-            problems[start] = ["no final record"]
-        elif found := mismatches(want, record):
-            problems[start] = found
-    assert not problems, problems
-
-
-def applied(store: StateStore, partitions: int = 6) -> int:
-    return sum(state.fence + 1 for state in store.partition_states(range(partitions)).values())
 
 
 @pytest.fixture

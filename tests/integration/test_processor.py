@@ -24,31 +24,22 @@ from services.common.windowing import Windowing
 from services.processor.dead_letters import MAX_DEAD_LETTER_VALUE_BYTES
 from statestore import StateStore
 from tests.integration.harness import (
+    PAST,
     WINDOW_S,
     Replicas,
     all_final,
+    applied,
+    assert_ground_truth,
     dataset,
     expected_windows,
     mismatches,
     produce,
     read_windows,
+    wait_until,
 )
 from tests.integration.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.integration
-
-PAST = 1_767_225_600  # 2026-01-01T00:00:00Z: replayed history, far behind wall clock
-
-
-def assert_ground_truth(published, expected):
-    problems = {}
-    for start, want in expected.items():
-        record = published.final(start)
-        if record is None:
-            problems[start] = ["no final record"]
-        elif found := mismatches(want, record):
-            problems[start] = found
-    assert not problems, problems
 
 
 def assert_revisions_well_formed(published):
@@ -195,17 +186,6 @@ def fence_resyncs(replica) -> float:
         for sample in family.samples
         if sample.name.endswith("_total")
     )
-
-
-def applied(store) -> int:
-    return sum(state.fence + 1 for state in store.partition_states(range(6)).values())
-
-
-def wait_until(condition, message, timeout_s=60.0):
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, message
-        time.sleep(0.05)
 
 
 def test_windows_close_on_their_own_with_an_idle_partition(pipeline, tmp_path):
