@@ -54,9 +54,11 @@ def processor_env(config: Config, **settings: object) -> dict[str, str]:
 
 
 class ProcessorFleet:
-    def __init__(self, environ: Mapping[str, str], log_dir: Path):
+    def __init__(self, environ: Mapping[str, str], log_dir: Path, static_membership: bool = False):
         self.environ = {**os.environ, **environ}
         self.log_dir = log_dir
+        # As a StatefulSet does: replica i rejoins the group under the same instance id.
+        self.static_membership = static_membership
         self.replicas: dict[int, Replica] = {}
         self.kills = 0
         self.restarts = 0
@@ -69,10 +71,12 @@ class ProcessorFleet:
         if replica in self.replicas:
             self.restarts += 1
         else:
+            name = self.replica_id(replica)
+            membership = {"GROUP_INSTANCE_ID": name} if self.static_membership else {}
             self.replicas[replica] = Replica(
                 replica,
                 PROCESS_COMMAND,
-                {**self.environ, "PROCESSOR_ID": self.replica_id(replica)},
+                {**self.environ, "PROCESSOR_ID": name, **membership},
                 metrics_port=int(self.environ.get("METRICS_PORT", "0")),
                 log_path=self.log_dir / f"processor-{replica}.log",
             )

@@ -44,10 +44,9 @@ from services.processor.settings import (
     EMITTER_LEASE_MIN_MS,
     EMITTER_LEASE_PUNCTUATIONS,
     FETCH_SETTINGS,
-    HEARTBEAT_MIN_MS,
-    HEARTBEATS_PER_SESSION,
     SETTINGS,
     SHUTDOWN_FLUSH_TIMEOUT_S,
+    group_settings,
 )
 from services.processor.source import SourceTopic
 from services.processor.watermark import stream_time
@@ -82,17 +81,9 @@ class Processor:
             config.consumer_group,
             **{
                 "enable.partition.eof": True,
-                "session.timeout.ms": config.session_timeout_ms,
-                "heartbeat.interval.ms": max(
-                    config.session_timeout_ms // HEARTBEATS_PER_SESSION, HEARTBEAT_MIN_MS
-                ),
+                **group_settings(config),
                 **FETCH_SETTINGS,
                 "client.id": config.processor_id,
-                **(
-                    {"group.instance.id": config.group_instance_id}
-                    if config.group_instance_id
-                    else {}
-                ),
             },
         )
         self.dead_letters = DeadLetters(make_producer(config), config.dlq_topic)
@@ -125,7 +116,11 @@ class Processor:
             state = states[tp.partition]
             self.cursors[tp.partition] = _cursor(state)
             tp.offset = self._start_offset(state.fence)
-        consumer.assign(partitions)
+        # KIP-848 rebalances are incremental: the callback names only the partitions added.
+        if self.config.group_protocol == "consumer":
+            consumer.incremental_assign(partitions)
+        else:
+            consumer.assign(partitions)
         # librdkafka keeps a partition paused (held back) across a revoke; start it afresh.
         consumer.resume(partitions)
         for tp in partitions:
