@@ -159,7 +159,7 @@ def assert_ground_truth(published: PublishedWindows, expected: dict[str, dict]) 
     assert not problems, problems
 
 
-def applied(store, partitions: int = 6) -> int:
+def applied(store, partitions: int) -> int:
     """Records whose effect is in Redis, by the fences of the first `partitions` partitions."""
     return sum(state.fence + 1 for state in store.partition_states(range(partitions)).values())
 
