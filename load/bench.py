@@ -86,6 +86,7 @@ class Throughput:
     events_per_s: float
     rss_mb: float
     redis_cpu_s: float  # used_cpu_sys + used_cpu_user over the primaries, during the run
+    processor_cpu_s: float  # user + system CPU of every replica, start-up included
 
 
 class Bench:
@@ -191,11 +192,14 @@ class Bench:
                     break
                 time.sleep(STATE_POLL_S)
             redis_cpu_s = redis_cpu_seconds(store.redis) - cpu_before
+            processor_cpu_s = fleet.cpu_seconds()
             rss = fleet.peak_rss_mb(0)
         finally:
             fleet.stop_all()
             store.reset()
-        return Throughput((expected - applied_at_start) / elapsed, rss, redis_cpu_s)
+        return Throughput(
+            (expected - applied_at_start) / elapsed, rss, redis_cpu_s, processor_cpu_s
+        )
 
     # -- latency ----------------------------------------------------------------
 
@@ -241,6 +245,13 @@ class Bench:
             target = ">= 250,000" if replicas == 1 else ""
             self.add(
                 f"processor, {replicas} replica(s)", run.events_per_s, "events/s", target, note
+            )
+            self.add(
+                f"processor CPU per million events, {replicas} replica(s)",
+                run.processor_cpu_s / events * 1_000_000,
+                "s",
+                note=f"{events / run.processor_cpu_s:,.0f} events per CPU-second, start-up "
+                "included",
             )
             self.add(
                 f"Redis CPU per million events, {replicas} replica(s)",

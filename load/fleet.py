@@ -99,6 +99,16 @@ class ProcessorFleet:
         )
         return kilobytes / 1024
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the running replicas so far (/proc/<pid>/stat)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for replica in self.replicas.values():
+            # Fields after the command name, which is in parentheses and may hold spaces.
+            fields = Path(f"/proc/{replica.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        return total
+
     def stop_all(self, timeout_s: float = 30) -> list[int]:
         """SIGTERM every replica (SIGKILL past the timeout); exit codes, 0 when clean."""
         for replica in self.replicas.values():
