@@ -33,8 +33,11 @@ produce: topics
 	clickstream produce
 
 # The benchmark suite against the local stack: prints one table of figures.
+# BENCH_ARGS passes flags: --suite throughput (replicas 1-3, Redis CPU, hot slot) or
+# --suite takeover (kill-to-processing per group protocol).
+BENCH_ARGS ?=
 bench: topics
-	clickstream bench
+	clickstream bench $(BENCH_ARGS)
 
 # cProfile of one processor over a fresh dataset: top functions by own time.
 profile: topics

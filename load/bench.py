@@ -163,21 +163,24 @@ class Bench:
         consumer.close()
         return expected / elapsed
 
-    def processor_env(self, topic: str, namespace: str, **extra: str) -> dict[str, str]:
-        run = self.config.replace(
+    def processor_env(
+        self, topic: str, namespace: str, base: Config | None = None, **extra: str
+    ) -> dict[str, str]:
+        run = (base or self.config).replace(
             events_topic=topic, metrics_topic=self.metrics_topic, dlq_topic=self.dlq_topic
         )
         return processor_env(run, STATE_NAMESPACE=namespace, CONSUMER_GROUP=namespace, **extra)
 
     def processor_rate(
-        self, topic: str, expected: int, replicas: int, redis_url: str | None = None
+        self, topic: str, expected: int, replicas: int, run: Config | None = None
     ) -> Throughput:
         """Events/s end to end into Redis (from the first applied batch to the last), the
-        first replica's peak RSS and the Redis CPU seconds spent meanwhile."""
+        first replica's peak RSS and the Redis CPU seconds spent meanwhile; against the
+        Redis of `run` (default: the bench's own configuration)."""
         namespace = f"bench-{self.run_id}-{uuid.uuid4().hex[:6]}"
-        run = self.config.replace(redis_url=redis_url) if redis_url else self.config
+        run = run or self.config
         store = StateStore.from_url(run.redis_url, namespace, topic, **redis_options(run))
-        environ = self.processor_env(topic, namespace, REDIS_URL=run.redis_url)
+        environ = self.processor_env(topic, namespace, base=run)
         fleet = ProcessorFleet(environ, self.log_dir)
         cpu_before = redis_cpu_seconds(store.redis)
         fleet.start_all(replicas)

@@ -107,7 +107,7 @@ def hot_slot_figures(bench, topic: str, events: int) -> list[Figure]:
     counter = CommandCounter(server.url, namespace_marker)
     try:
         counter.start()
-        run = bench.processor_rate(topic, events, 2, redis_url=server.url)
+        run = bench.processor_rate(topic, events, 2, single_redis(bench.config, server.url))
         load = counter.stop()
     finally:
         server.stop()
@@ -129,3 +129,17 @@ def hot_slot_figures(bench, topic: str, events: int) -> list[Figure]:
             note=f"{tag.rsplit(':', 1)[-1]}; {busiest / total:.1%} of all",
         ),
     ]
+
+
+def single_redis(config, url: str):
+    """`config` pointed at a private, unauthenticated single Redis, whatever REDIS_* said
+    (a cluster or credentials included)."""
+    changes = {
+        "redis_url": url,
+        "redis_username": "",
+        "redis_password": "",
+        "redis_tls_ca_file": "",
+    }
+    if "REDIS_CLUSTER" in config.masked():
+        changes["redis_cluster"] = False
+    return config.replace(**changes)
