@@ -241,23 +241,22 @@ class Bench:
         self.add("bare consumer (ceiling)", bare, "events/s")
         for replicas in (int(n) for n in self.config.bench_replicas.split(",")):
             step(f"processor x{replicas}")
+            label = "1 replica" if replicas == 1 else f"{replicas} replicas"
             run = self.processor_rate(topic, events, replicas)
             note = f"{run.events_per_s / bare:.2f}x bare" + (
                 " (target >= 0.5x)" if replicas == 1 else ""
             )
             target = ">= 250,000" if replicas == 1 else ""
+            self.add(f"processor, {label}", run.events_per_s, "events/s", target, note)
             self.add(
-                f"processor, {replicas} replica(s)", run.events_per_s, "events/s", target, note
-            )
-            self.add(
-                f"processor CPU per million events, {replicas} replica(s)",
+                f"processor CPU per million events, {label}",
                 run.processor_cpu_s / events * 1_000_000,
                 "s",
                 note=f"{events / run.processor_cpu_s:,.0f} events per CPU-second, start-up "
                 "included",
             )
             self.add(
-                f"Redis CPU per million events, {replicas} replica(s)",
+                f"Redis CPU per million events, {label}",
                 run.redis_cpu_s / events * 1_000_000,
                 "s",
                 note=f"{run.redis_cpu_s:.2f} s over {events:,} events, summed over primaries",

@@ -36,6 +36,15 @@ _MONITOR_LINE = re.compile(r"^[0-9.]+ \[\d+ ([^\]]+)\] (.*)$")
 _HASH_TAG = re.compile(r"\{([^}]*)\}")
 
 
+def hash_tag_of(monitor_line: str, marker: str) -> str | None:
+    """The hash tag of the first key in a MONITOR line, if it contains `marker`."""
+    match = _MONITOR_LINE.match(monitor_line)
+    if match is None or marker not in match.group(2):
+        return None
+    tag = _HASH_TAG.search(match.group(2))
+    return tag.group(1) if tag else None
+
+
 @dataclass
 class SlotLoad:
     """Commands per hash tag (top-level and inside scripts) over a measured span."""
@@ -87,12 +96,9 @@ class CommandCounter:
                 line = connection.read_response()
                 if isinstance(line, bytes):
                     line = line.decode(errors="replace")
-                match = _MONITOR_LINE.match(line)
-                if match is None or self.marker not in match.group(2):
-                    continue
-                tag = _HASH_TAG.search(match.group(2))
+                tag = hash_tag_of(line, self.marker)
                 if tag is not None:
-                    self.by_tag[tag.group(1)] += 1
+                    self.by_tag[tag] += 1
 
 
 def hot_slot_figures(bench, topic: str, events: int) -> list[Figure]:
