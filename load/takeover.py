@@ -99,17 +99,32 @@ def measure(bench, mode: str, kills: int) -> TakeoverRun:
         traffic.join()
         fleet.stop_all()
         store.reset()
+        if session_ms and protocol == "consumer":
+            # Group configs outlive the group in the broker's metadata: leave none behind.
+            _set_group_session(bench.admin, namespace, None)
     return TakeoverRun(mode, seconds)
 
 
-def _set_group_session(admin, group: str, session_ms: int) -> None:
-    heartbeat_ms = max(HEARTBEAT_FLOOR_MS, session_ms // HEARTBEATS_PER_SESSION)
+def _set_group_session(admin, group: str, session_ms: int | None) -> None:
+    """Set the group's own KIP-848 session timeout and heartbeat; None removes them."""
+    if session_ms is None:
+        values = {"consumer.session.timeout.ms": None, "consumer.heartbeat.interval.ms": None}
+    else:
+        values = {
+            "consumer.session.timeout.ms": session_ms,
+            "consumer.heartbeat.interval.ms": max(
+                HEARTBEAT_FLOOR_MS, session_ms // HEARTBEATS_PER_SESSION
+            ),
+        }
     entries = [
-        ConfigEntry(name, str(value), incremental_operation=AlterConfigOpType.SET)
-        for name, value in (
-            ("consumer.session.timeout.ms", session_ms),
-            ("consumer.heartbeat.interval.ms", heartbeat_ms),
+        ConfigEntry(
+            name,
+            "" if value is None else str(value),
+            incremental_operation=(
+                AlterConfigOpType.DELETE if value is None else AlterConfigOpType.SET
+            ),
         )
+        for name, value in values.items()
     ]
     resource = ConfigResource(ConfigResource.Type.GROUP, group, incremental_configs=entries)
     for future in admin.incremental_alter_configs([resource]).values():
