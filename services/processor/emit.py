@@ -38,6 +38,7 @@ class Emitter:
         partitions: int,
         owner: str,
         lease_ms: int,
+        confirm_partitions: Callable[[], bool] = lambda: True,
     ):
         self.store = store
         self.producer = producer
@@ -46,6 +47,9 @@ class Emitter:
         self.partitions = range(partitions)
         self.owner = owner
         self.lease_ms = lease_ms
+        # Asked before sealing: False when the source topic has gained partitions (the
+        # caller grows `partitions`) or its count is unknown, so the seal waits for them.
+        self.confirm_partitions = confirm_partitions
         self._previous_tick_s: float | None = None
         self._closed_at_s: dict[int, float] = {}
 
@@ -56,8 +60,10 @@ class Emitter:
         2. List windows whose end + grace the stream watermark has passed.
         3. Oldest first, publish each window (`_publish_window`):
            a. a claimed revision still pending (its emitter died) is published again;
-           b. once the final watermark passes end + grace + allowed lateness, seal the
-              window in every partition first, so its final record is really final;
+           b. once the final watermark passes end + grace + allowed lateness, confirm
+              the partition count with the broker (a partition added since the last
+              check holds the window until it is read), then seal the window in
+              every partition first, so its final record is really final;
            c. merge its state; if it changed since the last revision, or is due to
               be final, claim the next revision, produce it, wait for the broker's
               acknowledgement, and only then commit the revision;
@@ -108,6 +114,8 @@ class Emitter:
             self.windowing.seals_at(window_start)
         )
         if version == emission.version and not final_due:
+            return published
+        if final_due and not self.confirm_partitions():  # b.
             return published
         end = self.windowing.end_of(window_start)
         if final_due and not self.store.seal(self.partitions, end, stream.fences):  # b.

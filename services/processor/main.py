@@ -188,6 +188,7 @@ class Processor:
             lease_ms=max(
                 EMITTER_LEASE_MIN_MS, EMITTER_LEASE_PUNCTUATIONS * self.config.emit_interval_ms
             ),
+            confirm_partitions=self._partitions_confirmed,
         )
         self.consumer.subscribe(
             [self.topic],
@@ -327,6 +328,13 @@ class Processor:
         grown = self.source.partitions_now()
         if grown is not None:
             self._grow_to(grown)
+
+    def _partitions_confirmed(self) -> bool:
+        """Before a seal: the broker's count, so a partition added within the last refresh
+        period holds the window instead of finding it sealed (its records too late)."""
+        known, now = self.partitions, self.source.partitions_now(force=True)
+        self._grow_to(now or 0)
+        return now is not None and now <= known
 
     def _grow_to(self, partitions: int) -> None:
         """Partitions are only ever added to a topic; merge every window over all of them."""
