@@ -206,3 +206,9 @@ STATE_NAMESPACE = Setting(
 PROCESSOR_GROUP = Setting(
     "CONSUMER_GROUP", "clickstream-processor", "consumer group of the processors"
 )
+ROLLUP_RETENTION_DAYS = Setting(
+    "ROLLUP_RETENTION_DAYS",
+    7,
+    "days the published windows and final windows' rollup sketches are kept in Redis",
+    parse=positive_float,
+)

@@ -19,6 +19,7 @@ from services.common.window_record import build_record, encode_record, iso_utc
 from services.common.windowing import Windowing
 from services.processor.watermark import StreamTime
 from statestore import Emission, StateStore
+from statestore.published import PublishedStore
 
 log = get_logger("processor.emit")
 
@@ -33,8 +34,11 @@ class Emitter:
         partitions: int,
         owner: str,
         lease_ms: int,
+        published: PublishedStore | None = None,
     ):
         self.store = store
+        # Keeps each committed revision (and a final window's sketches) for the HTTP API.
+        self.published = published
         self.producer = producer
         self.metrics_topic = metrics_topic
         self.windowing = windowing
@@ -143,7 +147,10 @@ class Emitter:
             )
 
     def _commit(self, window_start: int, revision: int, final: bool) -> None:
-        self.store.commit_revision(window_start, revision)
+        if self.published is None:
+            self.store.commit_revision(window_start, revision)
+        else:
+            self.published.commit(window_start, revision, final, self.partitions)
         WINDOWS_PUBLISHED.labels(str(final).lower()).inc()
         log.info(
             "window published",

@@ -46,6 +46,7 @@ from services.processor.decode import decode
 from services.processor.emit import Emitter
 from services.processor.watermark import stream_time
 from statestore import ApplyStatus, PartitionState, StateStore
+from statestore.published import PublishedStore
 
 log = get_logger("processor")
 
@@ -71,6 +72,7 @@ SETTINGS = (
     ),
     cfg.ALLOWED_LATENESS_SECONDS,
     Setting("STATE_TTL_SECONDS", 14400, "TTL of window state in Redis", parse=positive_int),
+    cfg.ROLLUP_RETENTION_DAYS,
     Setting(
         "START_FROM",
         "earliest",
@@ -200,6 +202,9 @@ class Processor:
             self.partitions,
             owner=self.config.processor_id,
             lease_ms=max(2000, 8 * self.config.emit_interval_ms),
+            published=PublishedStore(
+                self.store, retention_s=int(self.config.rollup_retention_days * 86400)
+            ),
         )
         self.consumer.subscribe(
             [self.topic],

@@ -1,0 +1,153 @@
+"""Published windows kept for readers: each committed revision, an index, rollup sketches.
+
+The emitter commits a revision with `PublishedStore.commit` instead of the bare
+`StateStore.commit_revision`: the same script (commit_revision.lua) then also
+keeps the published record (latest and the last KEEP_REVISIONS revisions), the
+index of published windows and, when the revision is final, one merged copy of
+the window's HyperLogLogs plus its rollup summary. Everything is on the
+emission slot and retained for `retention_s`, so readers never touch the
+per-partition working keys of a final window.
+
+`PublishedReader` is the read side, on redis.asyncio, for the HTTP API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+
+import redis
+import redis.asyncio as aioredis
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from services.common.logging import get_logger
+from statestore.keys import HLL_KINDS, Keys
+from statestore.rollups import WindowSummary, stage_sketches
+from statestore.store import StateStore
+
+log = get_logger("statestore.published")
+
+KEEP_REVISIONS = 20  # older revisions of a window are dropped from its published hash
+DEFAULT_RETENTION_S = 7 * 86400
+
+
+def _script(name: str) -> str:
+    return resources.files("statestore").joinpath("scripts", name).read_text()
+
+
+class PublishedStore:
+    """Write side, used by the emitter (sync redis-py, like the rest of the processor)."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        retention_s: int = DEFAULT_RETENTION_S,
+        keep_revisions: int = KEEP_REVISIONS,
+        retry_attempts: int = 6,
+    ):
+        self.store = store
+        self.redis = store.redis
+        self.keys: Keys = store.keys
+        self.retention_s = retention_s
+        self.keep_revisions = keep_revisions
+        self._commit = self.redis.register_script(_script("commit_revision.lua"))
+        self._retrying = Retrying(
+            stop=stop_after_attempt(retry_attempts),
+            wait=wait_random_exponential(multiplier=0.1, max=3),
+            retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)),
+            before_sleep=lambda state: log.warning(
+                "redis call failed, retrying",
+                attempt=state.attempt_number,
+                error=str(state.outcome.exception()),
+            ),
+            reraise=True,
+        )
+
+    def commit(
+        self, window_start: int, revision: int, final: bool, partitions: Iterable[int]
+    ) -> bool:
+        """Commit a delivered revision and keep its published copy, atomically.
+
+        1. For a final revision: merge the window's state (counters, top pages and
+           referrers) into its rollup summary, and restore its per-partition HLLs
+           into scratch keys on the emission slot (the partitions live on other slots).
+        2. One script call commits the revision, keeps the record, indexes the
+           window and, when final, PFMERGEs the scratch HLLs into the window's
+           rollup sketches and deletes the scratch keys.
+        A retry after a lost reply is a no-op: the pending revision is gone by then.
+        """
+        partitions = list(partitions)
+        summary, scratch = b"", {kind: [] for kind in HLL_KINDS}
+        if final:
+            totals = self.store.read_window(window_start, partitions)
+            summary = WindowSummary.from_totals(totals).encode()
+            scratch = self._retrying(
+                lambda: stage_sketches(self.redis, self.keys, window_start, partitions)
+            )
+        keys = [
+            self.keys.emission(window_start),
+            self.keys.published(window_start),
+            self.keys.published_index(),
+            self.keys.published_latest(),
+            self.keys.rollup_index(),
+            *self.keys.rollup_sketches(window_start),
+        ]
+        for kind in HLL_KINDS:
+            keys += scratch[kind]
+        args = [
+            revision,
+            self.store.ttl_s,
+            window_start,
+            self.retention_s,
+            self.keep_revisions,
+            summary,
+            *(len(scratch[kind]) for kind in HLL_KINDS),
+        ]
+        return bool(self._retrying(lambda: self._commit(keys=keys, args=args)))
+
+
+@dataclass(frozen=True)
+class PublishedWindow:
+    window_start: int
+    record: bytes  # the record as published, JSON
+    revision: int
+    final: bool
+
+
+class PublishedReader:
+    """Read side for the HTTP API (redis.asyncio); every call is one round trip."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys):
+        self.redis = client
+        self.keys = keys
+
+    async def latest(self) -> bytes | None:
+        return await self.redis.hget(self.keys.published_latest(), "record")
+
+    async def window(self, window_start: int, revision: int | None = None) -> bytes | None:
+        """The window's latest record, or revision `revision` while it is kept."""
+        field = "latest" if revision is None else f"r:{revision}"
+        return await self.redis.hget(self.keys.published(window_start), field)
+
+    async def window_starts(
+        self, newest: float, oldest: float, limit: int, newest_inclusive: bool = True
+    ) -> list[int]:
+        """Published window starts in [oldest, newest], newest first, at most `limit`."""
+        top = f"{newest}" if newest_inclusive else f"({newest}"
+        members = await self.redis.zrevrangebyscore(
+            self.keys.published_index(), top, oldest, start=0, num=limit
+        )
+        return [int(member) for member in members]
+
+    async def records(self, window_starts: Iterable[int]) -> list[bytes | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        for window_start in window_starts:
+            pipe.hget(self.keys.published(window_start), "latest")
+        return await pipe.execute()
+
+    async def published_in(self, oldest: float, newest_exclusive: float) -> list[int]:
+        members = await self.redis.zrangebyscore(
+            self.keys.published_index(), oldest, f"({newest_exclusive}"
+        )
+        return [int(member) for member in members]
