@@ -49,6 +49,7 @@ COMMANDS = (
         "services.consumer.main",
         lambda parser: importlib.import_module("services.consumer.main").add_arguments(parser),
     ),
+    Command("api", "serve the HTTP query API and the live web view", "services.api.main"),
     Command("bench", "measure the pipeline against its targets on the local stack", "load.bench"),
     Command("profile", "profile the processor's hot path on the local stack", "load.profile"),
     Command(
