@@ -23,7 +23,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from services.common.logging import get_logger
 from statestore.keys import HLL_KINDS, Keys
-from statestore.rollups import WindowSummary, stage_sketches
+from statestore.sketches import WindowSummary, stage_sketches
 from statestore.store import StateStore
 
 log = get_logger("statestore.published")

@@ -14,104 +14,26 @@ floors of the windows it was missing from below its true count: the bucket
 states that sum as the bound on undercount.
 
 A bucket made only of final windows never changes, so its merged result is
-cached in process, keyed by the exact set of windows it merged.
+cached in process, keyed by the exact set of windows it merged. A bucket with
+live windows is kept `live_cache_s` (1 s by default): however many readers ask,
+live state is dumped and merged at most that often per process.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-import msgspec
-import redis
 import redis.asyncio as aioredis
 
-from statestore.keys import HLL_KINDS, WINDOW_KEY_KINDS, Keys
-from statestore.store import BREAKDOWNS, DURATION, EVENTS, LATE, WindowTotals
+from statestore.keys import HLL_KINDS, Keys
+from statestore.sketches import SCRATCH_TTL_MS, TOP_KEPT, WindowSummary, add_counters
+from statestore.store import WindowTotals
 
-TOP_KEPT = 100  # pages and referrers kept per window (and read per partition when live)
-SCRATCH_TTL_MS = 60_000  # scratch keys outlive a reader that dies mid-request by this much
 BUCKET_CACHE_SIZE = 8192
-
-
-class WindowSummary(msgspec.Struct, kw_only=True):
-    """What a rollup needs of a final window besides its sketches."""
-
-    events: int = 0
-    duration_ms: int = 0
-    late: int = 0
-    event_types: dict[str, int] = {}
-    devices: dict[str, int] = {}
-    countries: dict[str, int] = {}
-    categories: dict[str, int] = {}
-    pages: dict[str, int] = {}
-    referrers: dict[str, int] = {}
-    pages_floor: int = 0  # a page not in `pages` had at most this many views here
-    referrers_floor: int = 0
-
-    @classmethod
-    def from_totals(cls, totals: WindowTotals) -> WindowSummary:
-        pages, pages_floor = top_kept(totals.pages)
-        referrers, referrers_floor = top_kept(totals.referrers)
-        return cls(
-            events=totals.events,
-            duration_ms=totals.duration_ms,
-            late=totals.late,
-            event_types=dict(totals.event_types),
-            devices=dict(totals.devices),
-            countries=dict(totals.countries),
-            categories=dict(totals.categories),
-            pages=pages,
-            referrers=referrers,
-            pages_floor=pages_floor,
-            referrers_floor=referrers_floor,
-        )
-
-    def encode(self) -> bytes:
-        return msgspec.json.encode(self)
-
-    @classmethod
-    def decode(cls, raw: bytes) -> WindowSummary:
-        return msgspec.json.decode(raw, type=cls)
-
-
-def top_kept(counts: Mapping[str, int], kept: int = TOP_KEPT) -> tuple[dict[str, int], int]:
-    """The `kept` highest counts and the floor a left-out member stays under (0: none left out)."""
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    if len(ranked) <= kept:
-        return dict(ranked), 0
-    return dict(ranked[:kept]), ranked[kept - 1][1]
-
-
-def stage_sketches(
-    client: redis.Redis, keys: Keys, window_start: int, partitions: Iterable[int]
-) -> dict[str, list[str]]:
-    """Restore a window's per-partition HLLs into scratch keys on the emission slot."""
-    partitions = list(partitions)
-    pipe = client.pipeline(transaction=False)
-    for partition in partitions:
-        for key in _hll_keys(keys, partition, window_start):
-            pipe.dump(key)
-    dumps = iter(pipe.execute())
-    token = secrets.token_hex(6)
-    scratch: dict[str, list[str]] = {kind: [] for kind in HLL_KINDS}
-    pipe = client.pipeline(transaction=False)
-    for partition in partitions:
-        for kind in HLL_KINDS:
-            blob = next(dumps)
-            if blob:
-                key = keys.scratch(token, len(partitions) * HLL_KINDS.index(kind) + partition)
-                pipe.restore(key, SCRATCH_TTL_MS, blob, replace=True)
-                scratch[kind].append(key)
-    pipe.execute()
-    return scratch
-
-
-def _hll_keys(keys: Keys, partition: int, window_start: int) -> tuple[str, ...]:
-    window_keys = dict(zip(WINDOW_KEY_KINDS, keys.window(partition, window_start), strict=True))
-    return tuple(window_keys[kind] for kind in HLL_KINDS)
 
 
 @dataclass
@@ -125,6 +47,8 @@ class Bucket:
     final: bool = True
     pages_undercount: int = 0
     referrers_undercount: int = 0
+    # A reader may memoize its rendering of a final (cached, unchanging) bucket here.
+    rendered: bytes | None = None
 
 
 @dataclass
@@ -136,11 +60,23 @@ class _LiveWindow:
 class RollupReader:
     """Read side for the HTTP API (redis.asyncio)."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, cache_size: int = BUCKET_CACHE_SIZE):
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: Keys,
+        cache_size: int = BUCKET_CACHE_SIZE,
+        live_cache_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.redis = client
         self.keys = keys
         self.cache_size = cache_size
+        self.live_cache_s = live_cache_s
+        self.clock = clock
+        self._live: dict[tuple, tuple[float, Bucket]] = {}
         self._cache: OrderedDict[tuple, Bucket] = OrderedDict()
+        # Summaries of final windows never change: kept for buckets still open.
+        self._summaries: OrderedDict[int, WindowSummary] = OrderedDict()
 
     async def topology(self) -> tuple[int, int] | None:
         """Partitions of the source topic and window size, as the processor recorded them."""
@@ -191,11 +127,15 @@ class RollupReader:
             members.setdefault(window_start // size_s * size_s, []).append((origin, window_start))
         done: dict[int, Bucket] = {}
         todo: dict[int, list[tuple[str, int]]] = {}
+        now = self.clock()
+        self._live = {key: entry for key, entry in self._live.items() if entry[0] > now}
         for start, windows in members.items():
-            cached = self._cache.get((start, size_s, tuple(windows)))
-            if cached is not None:
-                self._cache.move_to_end((start, size_s, tuple(windows)))
+            key = (start, size_s, tuple(windows))
+            if (cached := self._cache.get(key)) is not None:
+                self._cache.move_to_end(key)
                 done[start] = cached
+            elif (live := self._live.get(key)) is not None:
+                done[start] = live[1]
             else:
                 todo[start] = windows
         if todo:
@@ -221,13 +161,7 @@ class RollupReader:
     ) -> dict[int, Bucket]:
         finals = [ws for windows in todo.values() for origin, ws in windows if origin == "final"]
         lives = [ws for windows in todo.values() for origin, ws in windows if origin == "live"]
-        pipe = self.redis.pipeline(transaction=False)
-        for window_start in finals:
-            pipe.hget(self.keys.published(window_start), "rollup")
-        summaries = {
-            ws: WindowSummary.decode(raw) if raw else WindowSummary()
-            for ws, raw in zip(finals, await pipe.execute(), strict=True)
-        }
+        summaries = await self._final_summaries(finals)
         live = await self._read_live(lives, range(partitions))
         counts = await self._count(todo, live)
         merged = {}
@@ -249,7 +183,30 @@ class RollupReader:
             merged[start] = bucket
             if bucket.final:
                 self._remember((start, size_s, tuple(windows)), bucket)
+            elif self.live_cache_s > 0:
+                self._live[(start, size_s, tuple(windows))] = (
+                    self.clock() + self.live_cache_s,
+                    bucket,
+                )
         return merged
+
+    async def _final_summaries(self, window_starts: list[int]) -> dict[int, WindowSummary]:
+        missing = [ws for ws in window_starts if ws not in self._summaries]
+        if missing:
+            pipe = self.redis.pipeline(transaction=False)
+            for window_start in missing:
+                pipe.hget(self.keys.published(window_start), "rollup")
+            for window_start, raw in zip(missing, await pipe.execute(), strict=True):
+                self._summaries[window_start] = (
+                    WindowSummary.decode(raw) if raw else WindowSummary()
+                )
+        found = {}
+        for window_start in window_starts:
+            self._summaries.move_to_end(window_start)
+            found[window_start] = self._summaries[window_start]
+        while len(self._summaries) > self.cache_size:
+            self._summaries.popitem(last=False)
+        return found
 
     def _remember(self, key: tuple, bucket: Bucket) -> None:
         self._cache[key] = bucket
@@ -277,7 +234,7 @@ class RollupReader:
             window = _LiveWindow(WindowSummary())
             pages, referrers = Counter(), Counter()
             for _ in partitions:
-                _add_counters(window.summary, next(rows))
+                add_counters(window.summary, next(rows))
                 for kind in HLL_KINDS:
                     if blob := next(rows):
                         window.dumps[kind].append(blob)
@@ -332,22 +289,6 @@ class RollupReader:
             start: tuple(int(by_bucket.get((start, kind), 0)) for kind in HLL_KINDS)
             for start in buckets
         }
-
-
-def _add_counters(summary: WindowSummary, row: Mapping[bytes, bytes]) -> None:
-    """Add one partition's counters hash (apply_batch.lua's layout) to a summary."""
-    for raw_field, raw_value in row.items():
-        name, value = raw_field.decode(), int(raw_value)
-        if name == EVENTS:
-            summary.events += value
-        elif name == DURATION:
-            summary.duration_ms += value
-        elif name == LATE:
-            summary.late += value
-        else:
-            prefix, _, label = name.partition(":")
-            breakdown = getattr(summary, BREAKDOWNS[prefix])
-            breakdown[label] = breakdown.get(label, 0) + value
 
 
 def _add_summary(bucket: Bucket, summary: WindowSummary) -> None:

@@ -13,7 +13,8 @@ import pytest
 
 from statestore import StateStore
 from statestore.published import PublishedReader, PublishedStore
-from statestore.rollups import RollupReader, WindowSummary
+from statestore.rollups import RollupReader
+from statestore.sketches import WindowSummary
 from tests.statestore_contract import delta
 
 W = 60
@@ -124,3 +125,16 @@ class PublishedContract:
         assert totals.window_start == W and totals.unique_users == 2
         self.publish(store, published, W, 1)
         assert self.loop.run_until_complete(rollups.in_progress(2)) is None
+
+    def test_live_bucket_is_merged_again_once_its_cache_expires(self, store, clients):
+        _, async_client = clients
+        clock = [0.0]
+        rollups = RollupReader(async_client, store.keys, live_cache_s=1.0, clock=lambda: clock[0])
+        self.apply(store, 0, 0, ["a", "b"])
+        [first] = self.loop.run_until_complete(rollups.buckets(0, W, W, 2))
+        self.apply(store, 1, 0, ["c"])
+        [cached] = self.loop.run_until_complete(rollups.buckets(0, W, W, 2))
+        clock[0] = 1.5
+        [fresh] = self.loop.run_until_complete(rollups.buckets(0, W, W, 2))
+        assert (first.totals.unique_users, cached.totals.unique_users) == (2, 2)
+        assert fresh.totals.unique_users == 3 and fresh.totals.events == 3

@@ -24,6 +24,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.query import BadQuery
@@ -80,7 +81,7 @@ def create_app(config: Config) -> FastAPI:
         finally:
             await client.aclose()
 
-    from services.api.routes import router  # routes import this module's helpers
+    from services.api.routes import latest_window, router  # routes import this module
 
     app = FastAPI(
         title="clickstream API",
@@ -92,6 +93,11 @@ def create_app(config: Config) -> FastAPI:
     )
     app.state.config = config
     app.include_router(router)
+    # FastAPI's per-request dependency solving costs about two thirds of the throughput
+    # of a plain Starlette route here (an empty handler: 3.8k against 10.8k requests/s
+    # on this machine). The hottest route is therefore also served as a plain route,
+    # matched first; its APIRoute stays for the OpenAPI document.
+    app.router.routes.insert(0, PlainRoute("/v1/windows/latest", latest_window, methods=["GET"]))
     static = resources.files("services.api").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     _add_error_handlers(app)
@@ -130,6 +136,15 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def internal(request: Request, error: Exception) -> Response:
         log.exception("request failed", path=request.url.path)
         return error_response(500, "internal error")
+
+
+class PlainRoute(Route):
+    """A Starlette route that names itself in the scope, as APIRoutes do, for metrics."""
+
+    def matches(self, scope: Scope):
+        match, child_scope = super().matches(scope)
+        child_scope["route"] = self
+        return match, child_scope
 
 
 class Guard:

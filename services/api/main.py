@@ -16,6 +16,13 @@ from services.common.logging import get_logger
 log = get_logger("api")
 
 
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError("must be zero or more")
+    return value
+
+
 def _origins(text: str) -> tuple[str, ...]:
     return tuple(origin.strip() for origin in text.split(",") if origin.strip())
 
@@ -56,6 +63,13 @@ SETTINGS = (
         parse=positive_float,
     ),
     Setting("API_MAX_BUCKETS", 2000, "most buckets one rollup returns", parse=positive_int),
+    Setting(
+        "API_LIVE_CACHE_SECONDS",
+        1.0,
+        "a rollup bucket with windows not final yet is merged from live state at most this "
+        "often per process (0: on every request)",
+        parse=non_negative_float,
+    ),
     Setting("API_ACCESS_LOG", False, "log every request (costs throughput)", parse=cfg.parse_bool),
 )
 

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from services.api import query, schemas
 from services.api.app import Readers, json_response
 from services.common.window_record import build_record, iso_utc
+from statestore.rollups import Bucket
 
 router = APIRouter()
 
@@ -146,12 +147,17 @@ async def rollups(
     if topology is None:
         return json_response({"resolution_seconds": size_s, "buckets": []})
     buckets = await reader.buckets(span.start, span.end, size_s, topology[0])
-    return json_response(
-        {"resolution_seconds": size_s, "buckets": [_bucket(b, size_s) for b in buckets]}
+    return _raw_json(
+        b'{"resolution_seconds":%d,"buckets":[' % size_s
+        + b",".join(_bucket_json(bucket, size_s) for bucket in buckets)
+        + b"]}"
     )
 
 
-def _bucket(bucket, size_s: int) -> dict:
+def _bucket_json(bucket: Bucket, size_s: int) -> bytes:
+    """A bucket as JSON; a final bucket never changes, so its rendering is kept on it."""
+    if bucket.rendered is not None:
+        return bucket.rendered
     body = msgspec.structs.asdict(
         build_record(bucket.totals, size_s, revision=0, final=bucket.final, published_at=0)
     )
@@ -159,7 +165,10 @@ def _bucket(bucket, size_s: int) -> dict:
     body["windows"] = bucket.windows
     body["top_pages_max_undercount"] = bucket.pages_undercount
     body["top_referrers_max_undercount"] = bucket.referrers_undercount
-    return body
+    rendered = msgspec.json.encode(body)
+    if bucket.final:
+        bucket.rendered = rendered
+    return rendered
 
 
 @router.get("/healthz", include_in_schema=False)

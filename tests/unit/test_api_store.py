@@ -4,7 +4,7 @@ import fakeredis
 import fakeredis.aioredis
 import pytest
 
-from statestore.rollups import top_kept
+from statestore.sketches import top_kept
 from tests.published_contract import PublishedContract
 
 
