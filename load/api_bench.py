@@ -108,7 +108,8 @@ def seed_windows(
         totals = store.read_window(window_start, range(PARTITIONS))
         record = build_record(totals, WINDOW_S, revision=1, final=True, published_at=time.time())
         store.claim_revision(window_start, 0, encode_record(record), totals.events, True)
-        published.commit(window_start, 1, True, range(PARTITIONS))
+        published.commit(window_start, 1)
+        published.keep_due_sketches(range(PARTITIONS))
 
 
 def retained_bytes_per_window(store: StateStore, window_starts: list[int]) -> float:

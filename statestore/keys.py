@@ -76,6 +76,10 @@ class Keys:
         """Zset of final windows whose merged sketches are kept for rollups."""
         return f"{self._emit_tag()}:rollup:index"
 
+    def rollup_due(self) -> str:
+        """Zset of final windows whose sketches are still to be kept (score = window start)."""
+        return f"{self._emit_tag()}:rollup:due"
+
     def rollup_sketches(self, window_start: int) -> tuple[str, ...]:
         """One merged HLL per kind of HLL_KINDS (users, sessions, cart, purchase sessions)."""
         tag = self._emit_tag()

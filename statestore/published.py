@@ -2,11 +2,12 @@
 
 The emitter commits a revision with `PublishedStore.commit` instead of the bare
 `StateStore.commit_revision`: the same script (commit_revision.lua) then also
-keeps the published record (latest and the last KEEP_REVISIONS revisions), the
-index of published windows and, when the revision is final, one merged copy of
-the window's HyperLogLogs plus its rollup summary. Everything is on the
-emission slot and retained for `retention_s`, so readers never touch the
-per-partition working keys of a final window.
+keeps the published record (latest and the last KEEP_REVISIONS revisions) and
+the index of published windows, and lists a final window as due for its
+sketches; `keep_due_sketches` (at the start of the next emitter tick) then
+keeps one merged copy of the window's HyperLogLogs plus its rollup summary.
+Everything is on the emission slot and retained for `retention_s`, so readers
+never touch the per-partition working keys of a final window.
 
 `PublishedReader` is the read side, on redis.asyncio, for the HTTP API.
 """
@@ -52,6 +53,7 @@ class PublishedStore:
         self.retention_s = retention_s
         self.keep_revisions = keep_revisions
         self._commit = self.redis.register_script(_script("commit_revision.lua"))
+        self._keep = self.redis.register_script(_script("keep_sketches.lua"))
         self._retrying = Retrying(
             stop=stop_after_attempt(retry_attempts),
             wait=wait_random_exponential(multiplier=0.1, max=3),
@@ -64,47 +66,66 @@ class PublishedStore:
             reraise=True,
         )
 
-    def commit(
-        self, window_start: int, revision: int, final: bool, partitions: Iterable[int]
-    ) -> bool:
+    def commit(self, window_start: int, revision: int) -> bool:
         """Commit a delivered revision and keep its published copy, atomically.
 
-        1. For a final revision: merge the window's state (counters, top pages and
-           referrers) into its rollup summary, and restore its per-partition HLLs
-           into scratch keys on the emission slot (the partitions live on other slots).
-        2. One script call commits the revision, keeps the record, indexes the
-           window and, when final, PFMERGEs the scratch HLLs into the window's
-           rollup sketches and deletes the scratch keys.
-        A retry after a lost reply is a no-op: the pending revision is gone by then.
+        One script call, as the bare commit: it commits the revision, keeps the
+        record, indexes the window and, when the revision is final, lists the
+        window as due for its rollup sketches (`keep_due_sketches`). A retry after a
+        lost reply is a no-op: the pending revision is gone by then.
         """
-        partitions = list(partitions)
-        summary, scratch = b"", {kind: [] for kind in HLL_KINDS}
-        if final:
-            totals = self.store.read_window(window_start, partitions)
-            summary = WindowSummary.from_totals(totals).encode()
-            scratch = self._retrying(
-                lambda: stage_sketches(self.redis, self.keys, window_start, partitions)
-            )
         keys = [
             self.keys.emission(window_start),
             self.keys.published(window_start),
             self.keys.published_index(),
             self.keys.published_latest(),
-            self.keys.rollup_index(),
-            *self.keys.rollup_sketches(window_start),
+            self.keys.rollup_due(),
         ]
-        for kind in HLL_KINDS:
-            keys += scratch[kind]
-        args = [
-            revision,
-            self.store.ttl_s,
-            window_start,
-            self.retention_s,
-            self.keep_revisions,
-            summary,
-            *(len(scratch[kind]) for kind in HLL_KINDS),
-        ]
+        args = [revision, self.store.ttl_s, window_start, self.retention_s, self.keep_revisions]
         return bool(self._retrying(lambda: self._commit(keys=keys, args=args)))
+
+    def keep_due_sketches(self, partitions: Iterable[int], limit: int = 8) -> int:
+        """Keep the rollup sketches of up to `limit` final windows listed as due.
+
+        Kept apart from the commit so that it never delays the next window's
+        publication, and safe wherever it stops: the due list is written with the
+        commit, and an entry leaves it only in the script that keeps the sketches.
+        1. Merge the window's state (sealed: it cannot change any more) into its
+           summary: counters, top pages and referrers.
+        2. Restore its per-partition HLLs into scratch keys on the emission slot.
+        3. keep_sketches.lua PFMERGEs them into one sketch per kind, stores the
+           summary, indexes the window for rollups and drops it from the due list.
+        Returns how many windows it kept.
+        """
+        partitions = list(partitions)
+        due = self._retrying(lambda: self.redis.zrange(self.keys.rollup_due(), 0, limit - 1))
+        for member in due:
+            window_start = int(member)
+            totals = self.store.read_window(window_start, partitions)
+            if totals.events == 0:
+                log.warning(
+                    "final window's state expired before its sketches were kept",
+                    window_start=window_start,
+                )
+            scratch = self._retrying(
+                lambda ws=window_start: stage_sketches(self.redis, self.keys, ws, partitions)
+            )
+            keys = [
+                self.keys.published(window_start),
+                self.keys.rollup_index(),
+                self.keys.rollup_due(),
+                *self.keys.rollup_sketches(window_start),
+            ]
+            for kind in HLL_KINDS:
+                keys += scratch[kind]
+            args = [
+                window_start,
+                self.retention_s,
+                WindowSummary.from_totals(totals).encode(),
+                *(len(scratch[kind]) for kind in HLL_KINDS),
+            ]
+            self._retrying(lambda keys=keys, args=args: self._keep(keys=keys, args=args))
+        return len(due)
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ class PublishedContract:
     def publish(self, store, published, window_start, revision, final=False):
         record = json.dumps({"window_start": window_start, "revision": revision}).encode()
         assert store.claim_revision(window_start, revision - 1, record, revision, final).claimed
-        assert published.commit(window_start, revision, final, range(2))
+        assert published.commit(window_start, revision)
         return record
 
     def apply(self, store, partition, window_start, users, first=0):
@@ -90,6 +90,15 @@ class PublishedContract:
         self.publish(store, published, 7200, 1)
         assert self.loop.run_until_complete(reader.window_starts(10_000, 0, 10)) == [7200]
 
+    def test_final_window_in_the_due_list_is_a_live_window_for_rollups(
+        self, store, published, readers
+    ):
+        _, rollups = readers
+        self.apply(store, 0, 0, ["a", "b"])
+        self.publish(store, published, 0, 1, final=True)  # sketches not kept yet
+        [bucket] = self.loop.run_until_complete(rollups.buckets(0, W, W, 2))
+        assert bucket.totals.unique_users == 2 and not bucket.final
+
     def test_final_window_keeps_one_merged_sketch_of_every_partition(
         self, store, published, readers
     ):
@@ -97,6 +106,9 @@ class PublishedContract:
         self.apply(store, 0, 0, ["a", "b", "c"])
         self.apply(store, 1, 0, ["c", "d"])
         self.publish(store, published, 0, 1, final=True)
+        assert store.redis.zrange(store.keys.rollup_due(), 0, -1) == [b"0"]
+        assert published.keep_due_sketches(range(2)) == 1
+        assert store.redis.zrange(store.keys.rollup_due(), 0, -1) == []
         sync_client = store.redis
         assert sync_client.pfcount(store.keys.rollup_sketches(0)[0]) == 4
         assert not list(sync_client.scan_iter(match=store.keys.scratch("*", 0)[:-2] + "*"))
@@ -111,6 +123,7 @@ class PublishedContract:
         _, rollups = readers
         self.apply(store, 0, 0, ["a", "b"])
         self.publish(store, published, 0, 1, final=True)
+        published.keep_due_sketches(range(2))
         self.apply(store, 0, W, ["b", "c"], first=1)  # live: not published yet
         [bucket] = self.loop.run_until_complete(rollups.buckets(0, 2 * W, 2 * W, 2))
         assert bucket.windows == 2 and not bucket.final

@@ -52,8 +52,10 @@ class Emitter:
         """Publish what the stream watermark allows; returns records published.
 
         1. Hold the emitter lease, or leave the work to the replica that does.
-        2. List windows whose end + grace the stream watermark has passed.
-        3. Oldest first, for each window:
+        2. Keep the rollup sketches of windows that earlier ticks made final (for
+           the HTTP API; after publishing, so it never delays a window's record).
+        3. List windows whose end + grace the stream watermark has passed.
+        4. Oldest first, for each window:
            a. a claimed revision still pending (its emitter died) is published again;
            b. once the final watermark passes end + grace + allowed lateness, seal the
               window in every partition first, so its final record is really final;
@@ -66,6 +68,8 @@ class Emitter:
         if not self.store.acquire_emitter_lease(self.owner, self.lease_ms):
             self._closed_at.clear()
             return 0
+        if self.published is not None:  # sketches of windows made final by earlier ticks
+            self.published.keep_due_sketches(self.partitions)
         stream = stream_time()  # only the lease holder asks the broker for log ends
         if stream.watermark is None:
             return 0
@@ -150,7 +154,7 @@ class Emitter:
         if self.published is None:
             self.store.commit_revision(window_start, revision)
         else:
-            self.published.commit(window_start, revision, final, self.partitions)
+            self.published.commit(window_start, revision)
         WINDOWS_PUBLISHED.labels(str(final).lower()).inc()
         log.info(
             "window published",

@@ -5,28 +5,17 @@
 --
 -- KEYS[1]  the window's emission hash
 -- Optional, all on the emission slot:
--- KEYS[2]  published hash of the window: latest, revision, final, r:<N>, rollup
+-- KEYS[2]  published hash of the window: latest, revision, final, r:<N>
 -- KEYS[3]  published index (zset of window starts)
 -- KEYS[4]  newest published window: window_start, record
--- KEYS[5]  rollup index (zset of final windows with kept sketches)
--- KEYS[6..9]  the window's merged rollup HLLs: users, sessions, cart, purchase sessions
--- KEYS[10..]  scratch HLLs restored from the partitions (deleted here), by kind
+-- KEYS[5]  rollup due list: final windows whose sketches keep_sketches.lua keeps next
 -- ARGV[1]  the revision that was delivered, ARGV[2] TTL of the emission hash (seconds)
 -- ARGV[3]  window start (epoch s), ARGV[4] retention of published copies (seconds)
 -- ARGV[5]  revisions kept per window
--- ARGV[6]  rollup summary JSON of a final window, "" when not final
--- ARGV[7..10]  how many scratch keys hold each kind (users, sessions, cart, purchase)
 -- Returns 1 when committed, 0 when that revision was not the pending one (another
 -- emitter committed it already, and kept its copy).
 local meta = KEYS[1]
-local function drop_scratch()
-  for i = 10, #KEYS do
-    redis.call('DEL', KEYS[i])
-  end
-end
-
 if tonumber(redis.call('HGET', meta, 'pending_revision') or '-1') ~= tonumber(ARGV[1]) then
-  drop_scratch()
   return 0
 end
 local record = redis.call('HGET', meta, 'pending_record')
@@ -59,29 +48,8 @@ if window_start >= newest then
   redis.call('HSET', KEYS[4], 'window_start', window_start, 'record', record)
 end
 redis.call('EXPIRE', KEYS[4], retention)
-
-if ARGV[6] ~= '' then
-  local scratch = 10
-  for kind = 1, 4 do
-    local sketch = KEYS[5 + kind]
-    local count = tonumber(ARGV[6 + kind])
-    local sources = {}
-    for i = scratch, scratch + count - 1 do
-      sources[#sources + 1] = KEYS[i]
-    end
-    scratch = scratch + count
-    redis.call('DEL', sketch)
-    if #sources > 0 then
-      redis.call('PFMERGE', sketch, unpack(sources))
-    else
-      redis.call('PFADD', sketch)
-    end
-    redis.call('EXPIRE', sketch, retention)
-  end
-  redis.call('HSET', published, 'rollup', ARGV[6])
+if final == '1' then
   redis.call('ZADD', KEYS[5], window_start, window_start)
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', horizon)
   redis.call('EXPIRE', KEYS[5], retention)
 end
-drop_scratch()
 return 1
