@@ -15,7 +15,6 @@ never touch the per-partition working keys of a final window.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from importlib import resources
 
 import redis
@@ -128,14 +127,6 @@ class PublishedStore:
         return len(due)
 
 
-@dataclass(frozen=True)
-class PublishedWindow:
-    window_start: int
-    record: bytes  # the record as published, JSON
-    revision: int
-    final: bool
-
-
 class PublishedReader:
     """Read side for the HTTP API (redis.asyncio); every call is one round trip."""
 
@@ -166,9 +157,3 @@ class PublishedReader:
         for window_start in window_starts:
             pipe.hget(self.keys.published(window_start), "latest")
         return await pipe.execute()
-
-    async def published_in(self, oldest: float, newest_exclusive: float) -> list[int]:
-        members = await self.redis.zrangebyscore(
-            self.keys.published_index(), oldest, f"({newest_exclusive}"
-        )
-        return [int(member) for member in members]
