@@ -15,7 +15,7 @@ from typing import Any
 import redis
 
 from statestore import codec
-from statestore.codec import CLAIM_ARGV, COMMIT_ARGV, LEASE_ARGV, script_args
+from statestore.codec import BARE_COMMIT_ARGV, CLAIM_ARGV, LEASE_ARGV, script_args
 from statestore.keys import Keys
 from statestore.types import Claim, Emission
 
@@ -64,7 +64,7 @@ class EmissionStore:
         return Claim(False)
 
     def commit_revision(self, window_start: int, revision: int) -> bool:
-        args = script_args(COMMIT_ARGV, revision=revision, ttl_s=self.ttl_s)
+        args = script_args(BARE_COMMIT_ARGV, revision=revision, ttl_s=self.ttl_s)
         key = self.keys.emission(window_start)
         return bool(self._call(lambda: self._commit(keys=[key], args=args)))
 

@@ -51,6 +51,7 @@ from services.processor.settings import (
 from services.processor.source import SourceTopic
 from services.processor.watermark import stream_time
 from statestore import ApplyStatus, PartitionState, StateStore
+from statestore.published import PublishedStore
 from statestore.retry import RedisRetry
 from statestore.server import require_noeviction
 
@@ -187,6 +188,9 @@ class Processor:
             owner=self.config.processor_id,
             lease_ms=max(
                 EMITTER_LEASE_MIN_MS, EMITTER_LEASE_PUNCTUATIONS * self.config.emit_interval_ms
+            ),
+            published=PublishedStore(
+                self.store, retention_s=int(self.config.rollup_retention_days * 86400)
             ),
             confirm_partitions=self._partitions_confirmed,
         )
@@ -330,8 +334,7 @@ class Processor:
             self._grow_to(grown)
 
     def _partitions_confirmed(self) -> bool:
-        """Before a seal: the broker's count, so a partition added within the last refresh
-        period holds the window instead of finding it sealed (its records too late)."""
+        """Before a seal: a partition added since the last refresh must hold the window."""
         known, now = self.partitions, self.source.partitions_now(force=True)
         self._grow_to(now or 0)
         return now is not None and now <= known
