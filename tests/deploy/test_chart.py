@@ -432,9 +432,9 @@ CLUSTER = "external-redis-cluster-values.yaml"
 def test_external_redis_cluster_switches_every_redis_client_to_cluster_mode(
     tools: Tools, chart: Path, tmp_path: Path
 ) -> None:
-    resources = rendered(tools, chart, tmp_path, CLUSTER)
+    resources = rendered(tools, chart, tmp_path, CLUSTER, "api.enabled=true")
     deployments = by_kind(resources, "Deployment")
-    for name in ("clickstream-processor", "clickstream-consumer"):
+    for name in ("clickstream-processor", "clickstream-consumer", "clickstream-api"):
         env = {e["name"]: e for e in env_of(deployments[name])}
         assert env["REDIS_CLUSTER"]["value"] == "true", name
         assert env["REDIS_URL"]["value"] == "redis://clickstream-redis-cluster.state.svc:6379/0"
