@@ -32,6 +32,7 @@ from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 from load.bench_parts import live_traffic
 from load.fleet import ProcessorFleet
 from services.common.config import Config, redis_options
+from services.common.errors import ConfigError
 from services.common.logging import get_logger
 from statestore import StateStore
 
@@ -62,6 +63,8 @@ class TakeoverRun:
 def measure(bench, mode: str, kills: int) -> TakeoverRun:
     """`kills` SIGKILLs of replica 0 under `mode`, each timed from kill to processing."""
     kind, _, session_ms = mode.partition(":")
+    if kind not in MODES or (session_ms and (kind == "static" or not session_ms.isdigit())):
+        raise ConfigError(f"BENCH_TAKEOVER_MODES: unknown mode {mode!r}")
     topic = bench.topic(f"takeover-{kind}-{uuid.uuid4().hex[:4]}")
     namespace = f"bench-{bench.run_id}-takeover-{kind}{session_ms}"
     config: Config = bench.config
