@@ -147,6 +147,9 @@ def test_partitions_added_while_running_are_merged_into_every_window(pipeline, t
         admin.create_partitions([NewPartitions(config.events_topic, 8)])[
             config.events_topic
         ].result()
+        # Records written to a partition before any replica knows it exists cannot hold
+        # windows open (README: within PARTITION_REFRESH_S); wait until it is known.
+        wait_until(lambda: store.topology()[0] == 8, "new partitions never noticed", 60)
         # Every event goes to a partition by its index, so partitions 6 and 7 carry a quarter.
         numbered = dict(zip(map(id, events), range(len(events)), strict=True))
         produce(config, events, partition_of=lambda event: numbered[id(event)] % 8)
