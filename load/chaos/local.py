@@ -141,6 +141,7 @@ def _run_local(
         "chaos run starting",
         run_id=run_id,
         seed=seed,
+        broker=config.kafka_bootstrap_servers,
         workdir=str(workdir),
         events=topics.events,
         metrics=topics.metrics,
