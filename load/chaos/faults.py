@@ -37,28 +37,32 @@ class InfrastructureFaults:
     ):
         self.report = report
         replay_s = config.chaos_windows * config.chaos_window_seconds / config.chaos_speed
-        now = time.monotonic()
-        self.pending: list[tuple[float, str, Callable[[], str]]] = []
+        # (seconds into the replay, what, action); anchored at the first tick, which the
+        # scenario gives as the replay starts (generating the dataset takes a while).
+        self.planned: list[tuple[float, str, Callable[[], str]]] = []
         if redis_server is not None and config.chaos_redis == "outage":
             seconds = config.chaos_redis_outage_seconds
-            self.pending.append(
-                (now + replay_s * REDIS_AT, "redis", lambda: _redis_outage(redis_server, seconds))
+            self.planned.append(
+                (replay_s * REDIS_AT, "redis", lambda: _redis_outage(redis_server, seconds))
             )
         elif redis_server is not None and config.chaos_redis == "restart":
-            self.pending.append(
-                (now + replay_s * REDIS_AT, "redis", lambda: _redis_restart(redis_server))
+            self.planned.append(
+                (replay_s * REDIS_AT, "redis", lambda: _redis_restart(redis_server))
             )
         if kafka_server is not None and config.chaos_broker == "restart":
-            self.pending.append(
-                (now + replay_s * BROKER_AT, "broker", lambda: _broker_restart(kafka_server))
+            self.planned.append(
+                (replay_s * BROKER_AT, "broker", lambda: _broker_restart(kafka_server))
             )
+        self.started: float | None = None
         self.threads: list[threading.Thread] = []
 
     def tick(self) -> None:
         """Start every fault that is due."""
         now = time.monotonic()
-        for due in [fault for fault in self.pending if fault[0] <= now]:
-            self.pending.remove(due)
+        if self.started is None:
+            self.started = now
+        for due in [fault for fault in self.planned if self.started + fault[0] <= now]:
+            self.planned.remove(due)
             _at, what, action = due
             thread = threading.Thread(
                 target=self._run, args=(what, action), name=f"chaos-{what}", daemon=True
@@ -82,9 +86,9 @@ class InfrastructureFaults:
         """Wait for faults under way; one never started (a short replay) is a failure."""
         for thread in self.threads:
             thread.join(JOIN_TIMEOUT_S)
-        for _due, what, _action in self.pending:
-            self.report.fault_failures.append(f"{what}: the replay ended before it was due")
-        self.pending.clear()
+        for _at, what, _action in self.planned:
+            self.report.fault_failures.append(f"{what}: the run ended before it was due")
+        self.planned.clear()
 
 
 def _redis_outage(server: RedisServer, seconds: float) -> str:

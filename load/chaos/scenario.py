@@ -146,6 +146,7 @@ def _replay_under_faults(
             done.set()
 
     threading.Thread(target=replay_thread, name="chaos-replay", daemon=True).start()
+    target.tick(replaying=True)  # the replay's start: timed faults count from here
     while not done.wait(rng.uniform(*KILL_JITTER) * config.chaos_kill_every):
         victims = target.victims()
         if victims:

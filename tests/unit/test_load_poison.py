@@ -135,3 +135,29 @@ def test_a_poisoned_dataset_file_keeps_every_value_byte_for_byte(tmp_path):
     dataset.write(path, iter(records))
     read = [record for chunk in dataset.read_chunks(path) for record in chunk]
     assert [(r.key, r.value, r.kind) for r in read] == [(r.key, r.value, r.kind) for r in records]
+
+
+class _FakeRedis:
+    port = 0
+    restarts = 0
+
+    def outage(self, seconds: float) -> None:
+        self.restarts += 1
+
+
+def test_a_timed_fault_counts_from_the_replay_start_and_one_never_due_fails_the_run():
+    from load import chaos
+    from load.chaos.faults import InfrastructureFaults
+    from services.common import config as cfg
+
+    config = cfg.load(
+        cfg.unique_settings(cfg.SHARED, chaos.SETTINGS),
+        environ={"CHAOS_REDIS": "outage", "CHAOS_WINDOWS": "60", "CHAOS_WINDOW_SECONDS": "60"},
+    )
+    report = ChaosReport("local", 3)
+    faults = InfrastructureFaults(config, report, _FakeRedis(), None)
+    faults.tick()  # the replay starts: the outage is due 20 minutes later
+    faults.finish()
+    assert faults.threads == []
+    assert report.fault_failures == ["redis: the run ended before it was due"]
+    assert dict(verdict_rows(report))["verdict"] == "FAIL"
