@@ -67,12 +67,12 @@ def create_app(config: Config) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        options = redis_options(config)  # the password travels apart from the URL
+        # The password travels apart from the URL; only the options that are set.
+        renamed = {"username": "username", "password": "password", "tls_ca_file": "ssl_ca_certs"}
+        options = {renamed[name]: value for name, value in redis_options(config).items()}
         client = aioredis.Redis.from_url(
             config.redis_url,
-            username=options.get("username"),
-            password=options.get("password"),
-            ssl_ca_certs=options.get("tls_ca_file"),
+            **options,
             socket_timeout=config.api_redis_timeout_seconds,
             socket_connect_timeout=config.api_redis_timeout_seconds,
             health_check_interval=30,

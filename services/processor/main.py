@@ -46,6 +46,7 @@ from services.processor.settings import (
     FETCH_SETTINGS,
     SETTINGS,
     SHUTDOWN_FLUSH_TIMEOUT_S,
+    assign,
     group_settings,
 )
 from services.processor.source import SourceTopic
@@ -117,11 +118,7 @@ class Processor:
             state = states[tp.partition]
             self.cursors[tp.partition] = _cursor(state)
             tp.offset = self._start_offset(state.fence)
-        # KIP-848 rebalances are incremental: the callback names only the partitions added.
-        if self.config.group_protocol == "consumer":
-            consumer.incremental_assign(partitions)
-        else:
-            consumer.assign(partitions)
+        assign(consumer, partitions, self.config.group_protocol)
         # librdkafka keeps a partition paused (held back) across a revoke; start it afresh.
         consumer.resume(partitions)
         for tp in partitions:
@@ -176,7 +173,11 @@ class Processor:
         self.partitions = partition_count(metadata, self.topic)
         for topic in (self.config.metrics_topic, self.config.dlq_topic):
             partition_count(metadata, topic)  # raises TopicNotFound naming it
-        policy = require_noeviction(self.store.redis, self.config.redis_allow_eviction)
+        # Inside the retry: a replica (re)started while Redis is away waits for it, not exit.
+        policy = self.store.retry.call(
+            lambda: require_noeviction(self.store.redis, self.config.redis_allow_eviction),
+            "eviction policy check",
+        )
         log.info("redis eviction policy", maxmemory_policy=policy)
         self.store.record_topology(self.partitions, self.windowing.size_s)
         self.emitter = Emitter(
@@ -192,7 +193,8 @@ class Processor:
             published=PublishedStore(
                 self.store, retention_s=int(self.config.rollup_retention_days * 86400)
             ),
-            confirm_partitions=self._partitions_confirmed,
+            # Before a seal: a partition added since the last refresh must hold the window.
+            confirm_partitions=lambda: self._grow_to(self.source.partitions_now(force=True)),
         )
         self.consumer.subscribe(
             [self.topic],
@@ -329,20 +331,13 @@ class Processor:
             self.publish_outage.failed("publish window", error, topic=self.config.metrics_topic)
         else:
             self.publish_outage.succeeded()
-        grown = self.source.partitions_now()
-        if grown is not None:
-            self._grow_to(grown)
+        self._grow_to(self.source.partitions_now())
 
-    def _partitions_confirmed(self) -> bool:
-        """Before a seal: a partition added since the last refresh must hold the window."""
-        known, now = self.partitions, self.source.partitions_now(force=True)
-        self._grow_to(now or 0)
-        return now is not None and now <= known
-
-    def _grow_to(self, partitions: int) -> None:
-        """Partitions are only ever added to a topic; merge every window over all of them."""
-        if partitions <= self.partitions:
-            return
+    def _grow_to(self, partitions: int | None) -> bool:
+        """Partitions are only ever added to a topic; merge every window over all of them.
+        True when the count is known (not None) and none were added."""
+        if partitions is None or partitions <= self.partitions:
+            return partitions is not None
         log.warning(
             "events topic gained partitions",
             topic=self.topic,
@@ -353,6 +348,7 @@ class Processor:
         if self.emitter is not None:
             self.emitter.partitions = range(partitions)
         self.store.record_topology(partitions, self.windowing.size_s)
+        return False
 
     def _export_gauges(self, partition: int, state: PartitionState) -> None:
         label = str(partition)
