@@ -97,8 +97,10 @@ class Emitter:
             self._closed_at_s.setdefault(window_start, previous_tick_s or now_s)
         emissions = self.store.emissions(closed)
         versions = self.store.window_versions(closed, self.partitions)
-        published = 0
+        published, known = 0, self.partitions
         for window_start in closed:  # 4.
+            if self.partitions != known:
+                break  # the topic grew (b.): this tick's stream time lacks the new partitions
             published += self._publish_window(
                 window_start, emissions[window_start], versions[window_start], stream
             )

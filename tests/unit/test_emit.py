@@ -225,3 +225,26 @@ def test_a_window_is_not_sealed_while_the_partition_count_is_unconfirmed(store):
     assert not any(decode_record(m.value).final for m in producer.delivered)
     tick(unsure, SEALING)
     assert decode_record(producer.delivered[-1].value).final
+
+
+def test_a_topic_grown_during_a_tick_seals_no_later_window_in_that_tick():
+    """The stream time of a tick was read over the partitions known at its start."""
+    store = StateStore(fakeredis.FakeRedis(), "emit", "events")
+    later = T0 + WINDOWING.size_s
+    store.apply_batch(
+        0, -1, 0, 1, [delta(T0, users=("a",)), delta(later, users=("b",))], later + 30, {}, 1
+    )
+    producer = FakeProducer()
+    grower = Emitter(store, producer, "metrics", WINDOWING, 1, "replica-a", lease_ms=10_000)
+
+    def grown() -> bool:
+        # As the processor answers: the first ask finds a new partition and grows the
+        # emitter's partitions; later asks find the count unchanged.
+        unchanged = grower.partitions == range(2)
+        grower.partitions = range(2)
+        return unchanged
+
+    grower.confirm_partitions = grown
+    emitter_tick = grower.tick(lambda: StreamTime(later + 1000, later + 1000, frozenset()), T0)
+    assert emitter_tick == 0 and producer.delivered == []
+    assert store.partition_states([0])[0].sealed_before == NOT_SEALED
