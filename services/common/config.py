@@ -255,3 +255,11 @@ def redis_options(config: Config) -> dict[str, str]:
         "tls_ca_file": config.redis_tls_ca_file,
     }
     return {name: value for name, value in options.items() if value}
+
+
+ROLLUP_RETENTION_DAYS = Setting(
+    "ROLLUP_RETENTION_DAYS",
+    7,
+    "days the published windows and final windows' rollup sketches are kept in Redis",
+    parse=positive_float,
+)
