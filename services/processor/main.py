@@ -233,18 +233,15 @@ class Processor:
         return 0
 
     def _process(self, messages: list) -> None:
-        """decode -> fold -> apply, one partition batch at a time; then commit for lag tools."""
+        """decode -> fold -> apply the poll's partition batches; then commit for lag tools."""
         decoded = decode(messages, self.config.max_future_skew_seconds)
         for error in decoded.errors:
             log.error("consume error", topic=self.topic, error=str(error))
-        work = []
-        for batch in decoded.batches:
-            cursor = self.cursors.get(batch.partition)
-            if cursor is None:
-                continue  # revoked while the batch was in flight
+        owned = self.cursors  # a batch of a partition revoked while in flight is dropped
+        work = [(b, owned[b.partition]) for b in decoded.batches if b.partition in owned]
+        for batch, cursor in work:
             cursor.caught_up_offset = None
             RECORDS_CONSUMED.labels(str(batch.partition)).inc(len(batch.messages))
-            work.append((batch, cursor))
         applied = []
         for (batch, _), outcome in zip(work, self.applier.apply_all(work), strict=True):
             if isinstance(outcome, DeadLetterError):
