@@ -23,6 +23,7 @@ import msgspec
 
 from load import dataset
 from load.bench_parts import Figure, live_traffic, percentile, print_table
+from load.bench_redis import redis_cost_rows
 from load.dataset import Record
 from load.fleet import ProcessorFleet, processor_env
 from load.replay import replay
@@ -316,6 +317,8 @@ class Bench:
             ">= 250,000",
             f"{one / bare:.2f}x bare (target >= 0.5x)",
         )
+        step("processor x1, private Redis")
+        redis_cost_rows(self, topic, events, bare)
         step("processor x2")
         two, _ = self.processor_rate(topic, events, 2)
         self.add("processor, 2 replicas", two, "events/s")
