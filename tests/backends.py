@@ -83,3 +83,28 @@ def _local(environ: Mapping[str, str]) -> Iterator[Stack]:
     finally:
         if not already_running:
             subprocess.run([str(LOCAL / "down.sh")], check=False)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A Redis Cluster of three masters with a replica each, which tests may flush and fail over."""
+
+    url: str
+    source: str  # env | local
+
+
+@contextmanager
+def provide_cluster(environ: Mapping[str, str]) -> Iterator[Cluster]:
+    """TEST_REDIS_CLUSTER_URL if set; else the local cluster (deploy/local/redis-cluster.sh),
+    started for the session unless it already runs, and stopped afterwards only then."""
+    if environ.get("TEST_REDIS_CLUSTER_URL"):
+        yield Cluster(environ["TEST_REDIS_CLUSTER_URL"], "env")
+        return
+    launcher = str(LOCAL / "redis-cluster.sh")
+    already_running = subprocess.run([launcher, "status"], check=False).returncode == 0
+    started = subprocess.run([launcher, "start"], check=True, capture_output=True, text=True)
+    try:
+        yield Cluster(started.stdout.strip().splitlines()[-1], "local")
+    finally:
+        if not already_running:
+            subprocess.run([launcher, "stop"], check=False)
