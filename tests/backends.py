@@ -7,6 +7,8 @@ answers; otherwise the project's own local pair (deploy/local/up.sh).
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -15,6 +17,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL = REPO / "deploy" / "local"
+CLUSTER_DIR = Path(os.environ.get("LOCAL_STATE_DIR", REPO / ".local")) / "redis-cluster"
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,17 @@ class Cluster:
 
     url: str
     source: str  # env | local
+
+    def kill_node(self, port: int) -> None:
+        """SIGKILL one node of the local cluster (its PID file says which process)."""
+        if self.source != "local":
+            raise RuntimeError("only the local cluster's nodes can be killed by the tests")
+        pid = int((CLUSTER_DIR / str(port) / "redis.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+
+    def restore(self) -> None:
+        """Start any killed node again (it rejoins as a replica); wait until the cluster is ok."""
+        subprocess.run([str(LOCAL / "redis-cluster.sh"), "start"], check=True, capture_output=True)
 
 
 @contextmanager
