@@ -38,6 +38,12 @@ produce: topics
 bench: topics
 	clickstream bench
 
+# The HTTP API under wrk on loopback: /v1/windows/latest and a 24-hour rollup (README
+# "HTTP API"); API_BENCH_* settings (python -m load.api_bench --help) change the run.
+.PHONY: api-bench
+api-bench: install
+	$(BIN)/python -m load.api_bench
+
 # cProfile of one processor over a fresh dataset: top functions by own time.
 profile: topics
 	clickstream profile

@@ -58,6 +58,7 @@ SERVICE_COMMANDS = (
         "services.consumer.main",
         lambda parser: importlib.import_module("services.consumer.main").add_arguments(parser),
     ),
+    Command("api", "serve the HTTP query API and the live web view", "services.api.main"),
 )
 
 

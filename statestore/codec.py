@@ -41,9 +41,17 @@ APPLY_ARGV = (
     "windows",
 )
 # The other scripts' KEYS and ARGV, in order.
-CLAIM_KEYS = COMMIT_KEYS = ("emission",)
+CLAIM_KEYS = ("emission",)
+# commit_revision.lua: the emission hash alone (a bare commit), or with the published
+# keys after it (statestore.published keeps a copy for readers in the same step).
+COMMIT_KEYS = ("emission", "published", "published_index", "published_latest", "rollup_due")
 CLAIM_ARGV = ("last_revision", "record", "version", "final", "ttl_s")
-COMMIT_ARGV = ("revision", "ttl_s")
+COMMIT_ARGV = ("revision", "ttl_s", "window_start", "retention_s", "revisions_kept")
+BARE_COMMIT_ARGV = COMMIT_ARGV[:2]
+# keep_sketches.lua: these keys, then one rollup HLL per HLL metric and the scratch keys;
+# these arguments, then one scratch-key count per HLL metric.
+KEEP_KEYS = ("published", "rollup_index", "rollup_due")
+KEEP_ARGV = ("window_start", "retention_s", "summary", "kinds")
 LEASE_KEYS = ("lease",)
 LEASE_ARGV = ("owner", "ttl_ms")
 SEAL_KEYS = ("partition",)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from statestore.metrics import WINDOW_KEY_SUFFIXES
+from statestore.metrics import HLLS, WINDOW_KEY_SUFFIXES
+
+# Key suffixes of a window's HyperLogLogs, in the metrics table's order.
+HLL_KINDS = tuple(metric.field for metric in HLLS)
 
 
 @dataclass(frozen=True)
@@ -54,3 +57,32 @@ class Keys:
 
     def namespace_pattern(self) -> str:
         return f"cs:{{{self.namespace}:*"
+
+    # -- published windows and rollup sketches, for readers such as the HTTP API ----
+    # All on the emission slot, so one script (commit_revision.lua) keeps them and a
+    # reader merges any set of them with one PFCOUNT.
+
+    def published(self, window_start: int) -> str:
+        """Hash: latest (record), revision, final, r:<N> (kept revisions), rollup (summary)."""
+        return f"{self._emit_tag()}:pub:{window_start}"
+
+    def published_index(self) -> str:
+        """Zset of published window starts (member and score = window start)."""
+        return f"{self._emit_tag()}:pub:index"
+
+    def published_latest(self) -> str:
+        """Hash: window_start and record of the newest published window."""
+        return f"{self._emit_tag()}:pub:latest"
+
+    def rollup_index(self) -> str:
+        """Zset of final windows whose merged sketches are kept for rollups."""
+        return f"{self._emit_tag()}:rollup:index"
+
+    def rollup_due(self) -> str:
+        """Zset of final windows whose sketches are still to be kept (score = window start)."""
+        return f"{self._emit_tag()}:rollup:due"
+
+    def rollup_sketches(self, window_start: int) -> tuple[str, ...]:
+        """One merged HLL per kind of HLL_KINDS (users, sessions, cart, purchase sessions)."""
+        tag = self._emit_tag()
+        return tuple(f"{tag}:rollup:{window_start}:{kind}" for kind in HLL_KINDS)

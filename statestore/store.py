@@ -2,14 +2,14 @@
 
 Operations are named for what they mean to the pipeline. Writes that must be
 atomic are Lua scripts in statestore/scripts (loaded once, run by EVALSHA and
-reloaded on NOSCRIPT by redis-py). Transient Redis errors are retried with
-bounded, jittered backoff and a log line per retry; every script is safe to
-retry because the fence or the claim makes a repeated call a no-op.
+reloaded on NOSCRIPT by redis-py). Every call runs through RedisRetry
+(statestore/retry.py): transient failures are retried on a time budget, and
+every script is safe to retry because the fence or the claim makes a repeated
+call a no-op.
 """
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
@@ -21,9 +21,6 @@ from redis.cluster import RedisCluster
 from services.common.logging import get_logger
 from statestore import codec
 from statestore.codec import (
-    CLAIM_ARGV,
-    COMMIT_ARGV,
-    LEASE_ARGV,
     SEAL_ARGV,
     add_counters,
     add_sorted_set,
@@ -32,6 +29,7 @@ from statestore.codec import (
     encode_delta,
     script_args,
 )
+from statestore.emission import EmissionStore
 from statestore.keys import Keys
 from statestore.metrics import COUNTERS, EACH_EVENT, HLLS, SORTED_SETS
 from statestore.retry import RedisRetry
@@ -40,8 +38,6 @@ from statestore.types import (
     NO_FENCE,
     ApplyResult,
     ApplyStatus,
-    Claim,
-    Emission,
     PartitionState,
     WindowDelta,
     WindowTotals,
@@ -70,7 +66,9 @@ def _script(name: str) -> str:
     return resources.files("statestore").joinpath("scripts", name).read_text()
 
 
-class StateStore:
+class StateStore(EmissionStore):
+    """Window state per source partition; the emission half lives in EmissionStore."""
+
     def __init__(
         self,
         client: redis.Redis | RedisCluster,
@@ -332,57 +330,6 @@ class StateStore:
                 pipe.execute_command("UNLINK", *self.keys.window(partition, window_start))
 
         self._pipelined(fill, transaction=False)
-
-    # -- emission -----------------------------------------------------------------
-
-    def emission(self, window_start: int) -> Emission:
-        row = self._call(lambda: self.redis.hgetall(self.keys.emission(window_start)))
-        return codec.emission(row)
-
-    def emissions(self, window_starts: Iterable[int]) -> dict[int, Emission]:
-        window_starts = list(window_starts)
-
-        def fill(pipe: redis.client.Pipeline) -> None:
-            for window_start in window_starts:
-                pipe.hgetall(self.keys.emission(window_start))
-
-        rows = self._pipelined(fill, transaction=False)
-        return {ws: codec.emission(row) for ws, row in zip(window_starts, rows, strict=True)}
-
-    def claim_revision(
-        self, window_start: int, last_revision: int, record: bytes, version: int, final: bool
-    ) -> Claim:
-        args = script_args(
-            CLAIM_ARGV,
-            last_revision=last_revision,
-            record=record,
-            version=version,
-            final=int(final),
-            ttl_s=self.ttl_s,
-        )
-        key = self.keys.emission(window_start)
-        reply = self._call(lambda: self._claim(keys=[key], args=args))
-        if reply[0] == 1:
-            return Claim(True)
-        if reply[0] == 0:
-            return Claim(False, codec.pending_claim(reply))
-        return Claim(False)
-
-    def commit_revision(self, window_start: int, revision: int) -> bool:
-        args = script_args(COMMIT_ARGV, revision=revision, ttl_s=self.ttl_s)
-        key = self.keys.emission(window_start)
-        return bool(self._call(lambda: self._commit(keys=[key], args=args)))
-
-    def acquire_emitter_lease(self, owner: str, ttl_ms: int) -> bool:
-        """Take or renew the lease that lets one replica run the emitter."""
-        key, args = self.keys.emitter_lease(), script_args(LEASE_ARGV, owner=owner, ttl_ms=ttl_ms)
-        return bool(self._call(lambda: self._lease(keys=[key], args=args)))
-
-    def release_emitter_lease(self, owner: str) -> None:
-        """Hand the lease back at shutdown; if Redis is away it simply expires."""
-        key, args = self.keys.emitter_lease(), script_args(LEASE_ARGV, owner=owner, ttl_ms=0)
-        with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
-            self._lease(keys=[key], args=args)
 
     # -- topology, for readers ---------------------------------------------------
 

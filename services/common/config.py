@@ -262,3 +262,11 @@ def redis_options(config: Config) -> dict[str, str | bool]:
         "cluster": config.redis_cluster,
     }
     return {name: value for name, value in options.items() if value}
+
+
+ROLLUP_RETENTION_DAYS = Setting(
+    "ROLLUP_RETENTION_DAYS",
+    7,
+    "days the published windows and final windows' rollup sketches are kept in Redis",
+    parse=positive_float,
+)

@@ -90,6 +90,19 @@ DASHBOARD_INVALID_RECORDS = Counter(
     ["reason"],
 )
 
+# HTTP API
+API_REQUESTS = Counter(
+    "clickstream_api_requests",
+    "HTTP API requests, by route template and status",
+    ["route", "status"],
+)
+API_REQUEST_SECONDS = Histogram(
+    "clickstream_api_request_seconds",
+    "HTTP API request latency, by route template",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
 
 class Health:
     """Liveness is a heartbeat from the main loop; readiness is a flag the service sets,

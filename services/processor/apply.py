@@ -17,8 +17,8 @@ from services.common.observability import APPLY_SECONDS, BATCHES, EVENTS_APPLIED
 from services.common.windowing import Windowing
 from services.processor.dead_letters import DeadLetters
 from services.processor.decode import PartitionBatch
-from services.processor.fold import fold
-from statestore import ApplyStatus, StateStore
+from services.processor.fold import Folded, fold
+from statestore import ApplyResult, ApplyStatus, StateStore
 
 log = get_logger("processor.apply")
 
@@ -98,24 +98,30 @@ class BatchApplier:
                 )
                 cursor.sealed_before = result.sealed_before
                 continue
-            if result.status is ApplyStatus.APPLIED:
-                cursor.fence = result.fence
-                cursor.watermark_s = folded.watermark_s
-                cursor.sealed_before = result.sealed_before
-                applied = len(batch.events) - len(folded.too_late)
-                EVENTS_APPLIED.labels(str(batch.partition)).inc(applied)
-                LATE_EVENTS.inc(folded.late)
-            else:
-                log.warning(
-                    "batch refused: fence moved",
-                    topic=batch.topic,
-                    partition=batch.partition,
-                    first_offset=batch.first_offset,
-                    last_offset=batch.last_offset,
-                    expected_fence=cursor.fence,
-                    stored_fence=result.fence,
-                )
+            self._settle(batch, cursor, folded, result)
             return result.status
+
+    def _settle(
+        self, batch: PartitionBatch, cursor: PartitionCursor, folded: Folded, result: ApplyResult
+    ) -> None:
+        """Step 4 of `apply` for APPLIED and STALE."""
+        if result.status is ApplyStatus.APPLIED:
+            cursor.fence = result.fence
+            cursor.watermark_s = folded.watermark_s
+            cursor.sealed_before = result.sealed_before
+            applied = len(batch.events) - len(folded.too_late)
+            EVENTS_APPLIED.labels(str(batch.partition)).inc(applied)
+            LATE_EVENTS.inc(folded.late)
+            return
+        log.warning(
+            "batch refused: fence moved",
+            topic=batch.topic,
+            partition=batch.partition,
+            first_offset=batch.first_offset,
+            last_offset=batch.last_offset,
+            expected_fence=cursor.fence,
+            stored_fence=result.fence,
+        )
 
     def _send_dead_letters(
         self, batch: PartitionBatch, too_late: list[int], already_sent: set[int]

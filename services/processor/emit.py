@@ -20,6 +20,7 @@ from services.common.window_record import iso_utc
 from services.common.windowing import Windowing
 from services.processor.watermark import StreamTime
 from statestore import Emission, StateStore, encode_window_record
+from statestore.published import PublishedStore
 
 log = get_logger("processor.emit")
 
@@ -38,8 +39,11 @@ class Emitter:
         partitions: int,
         owner: str,
         lease_ms: int,
+        published: PublishedStore | None = None,
     ):
         self.store = store
+        # Keeps each committed revision (and a final window's sketches) for the HTTP API.
+        self.published = published
         self.producer = producer
         self.metrics_topic = metrics_topic
         self.windowing = windowing
@@ -53,8 +57,10 @@ class Emitter:
         """Publish what the stream watermark allows; returns records published.
 
         1. Hold the emitter lease, or leave the work to the replica that does.
-        2. List windows whose end + grace the stream watermark has passed.
-        3. Oldest first, publish each window (`_publish_window`):
+        2. Keep the rollup sketches of windows that earlier ticks made final but
+           did not retire (their emitter died in between), for the HTTP API.
+        3. List windows whose end + grace the stream watermark has passed.
+        4. Oldest first, publish each window (`_publish_window`):
            a. a claimed revision still pending (its emitter died) is published again;
            b. once the final watermark passes end + grace + allowed lateness, seal the
               window in every partition first, so its final record is really final;
@@ -70,6 +76,9 @@ class Emitter:
             self._closed_at_s.clear()
             return 0
         # 2.
+        if self.published is not None:
+            self.published.keep_due_sketches(self.partitions)
+        # 3.
         stream = stream_time()  # only the lease holder asks the broker for log ends
         if stream.watermark_s is None:
             return 0
@@ -83,7 +92,7 @@ class Emitter:
         emissions = self.store.emissions(closed)
         versions = self.store.window_versions(closed, self.partitions)
         published = 0
-        for window_start in closed:  # 3.
+        for window_start in closed:  # 4.
             published += self._publish_window(
                 window_start, emissions[window_start], versions[window_start], stream
             )
@@ -92,7 +101,7 @@ class Emitter:
     def _publish_window(
         self, window_start: int, emission: Emission, version: int, stream: StreamTime
     ) -> int:
-        """Step 3 of `tick` for one window (a to d there); returns records published."""
+        """Step 4 of `tick` for one window (a to d there); returns records published."""
         published = 0
         if emission.pending_record is not None:  # a.
             self._produce(window_start, emission.pending_record)
@@ -166,7 +175,10 @@ class Emitter:
             )
 
     def _commit(self, window_start: int, revision: int, final: bool) -> None:
-        self.store.commit_revision(window_start, revision)
+        if self.published is None:
+            self.store.commit_revision(window_start, revision)
+        else:
+            self.published.commit(window_start, revision)
         WINDOWS_PUBLISHED.labels(str(final).lower()).inc()
         log.info(
             "window published",
@@ -178,12 +190,15 @@ class Emitter:
             self._retire(window_start)
 
     def _retire(self, window_start: int) -> None:
-        """Step 3d of `tick`, the one place a final window's state leaves Redis.
+        """Step 4d of `tick`, the one place a final window's state leaves Redis.
 
         Sealing already refuses every later batch for it, so nothing writes its
-        keys again. Anything kept for later reads must be copied (one merged copy
-        per window) before this deletes the per-partition working keys.
+        keys again. What readers keep of it (one merged copy of its sketches and its
+        summary, listed as due by the final commit) is copied first; then the
+        per-partition working keys are deleted.
         """
+        if self.published is not None:
+            self.published.keep_due_sketches(self.partitions)
         self.store.forget_window(self.partitions, window_start)
 
     def release(self) -> None:

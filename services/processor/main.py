@@ -52,6 +52,7 @@ from services.processor.settings import (
 from services.processor.source import SourceTopic
 from services.processor.watermark import stream_time
 from statestore import ApplyStatus, PartitionState, StateStore
+from statestore.published import PublishedStore
 from statestore.retry import RedisRetry
 from statestore.server import require_noeviction
 
@@ -192,6 +193,9 @@ class Processor:
             owner=self.config.processor_id,
             lease_ms=max(
                 EMITTER_LEASE_MIN_MS, EMITTER_LEASE_PUNCTUATIONS * self.config.emit_interval_ms
+            ),
+            published=PublishedStore(
+                self.store, retention_s=int(self.config.rollup_retention_days * 86400)
             ),
         )
         self.consumer.subscribe(

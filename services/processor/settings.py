@@ -61,6 +61,7 @@ SETTINGS = (
         parse=non_negative_int,
     ),
     Setting("STATE_TTL_SECONDS", 14400, "TTL of window state in Redis", parse=positive_int),
+    cfg.ROLLUP_RETENTION_DAYS,
     Setting(
         "NORMALIZE_PAGE_URLS",
         True,

@@ -16,6 +16,7 @@ def test_tools_register_their_commands_through_the_entry_point_group():
         "process",
         "topics",
         "consume",
+        "api",
         "bench",
         "profile",
         "memory",

@@ -25,6 +25,8 @@ from statestore.codec import (
     CLAIM_KEYS,
     COMMIT_ARGV,
     COMMIT_KEYS,
+    KEEP_ARGV,
+    KEEP_KEYS,
     LEASE_ARGV,
     LEASE_KEYS,
     SEAL_ARGV,
@@ -141,6 +143,7 @@ SCRIPTS = {
     "commit_revision.lua": (COMMIT_KEYS, COMMIT_ARGV),
     "seal_window.lua": (SEAL_KEYS, SEAL_ARGV),
     "emitter_lease.lua": (LEASE_KEYS, LEASE_ARGV),
+    "keep_sketches.lua": (KEEP_KEYS, KEEP_ARGV),
 }
 
 

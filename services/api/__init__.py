@@ -1,0 +1,1 @@
+"""`clickstream api`: the HTTP query API and live web view, reading Redis only."""
