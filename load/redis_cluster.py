@@ -15,33 +15,51 @@ import redis
 from redis.cluster import RedisCluster
 
 POLL_INTERVAL_S = 0.1
+RETRY_AFTER_S = 5.0  # the server's manual failover timeout
 
 
 def fail_over(client: RedisCluster, key: str, timeout_s: float = 30.0) -> tuple[str, str]:
     """Promote a replica of the master serving `key`'s slot; returns (old, new) host:port.
 
-    Returns once the promoted node serves as master and every node reports
-    cluster_state:ok; raises TimeoutError after `timeout_s`.
+    Returns once the old master is a linked replica and every node reports
+    cluster_state:ok and sees the promoted node as master, so a next failover finds
+    the cluster whole; raises TimeoutError after `timeout_s`.
     """
     client.nodes_manager.initialize()  # the slot map as it is now, not as last learned
     master = client.nodes_manager.get_node_from_slot(client.keyslot(key))
-    master_client = master.redis_connection
-    master_id = master_client.execute_command("CLUSTER MYID")
+    old = master.redis_connection
+    master_id = old.execute_command("CLUSTER MYID")
     # redis-py answers CLUSTER REPLICAS as {"host:port": {...}}, like CLUSTER NODES.
-    replicas = master_client.execute_command("CLUSTER REPLICAS", master_id)
-    if not replicas:
-        raise RuntimeError(f"master {master.name} has no replica to fail over to")
-    address = next(iter(replicas))
+    _wait(lambda: old.execute_command("CLUSTER REPLICAS", master_id), timeout_s, master.name)
+    address = next(iter(old.execute_command("CLUSTER REPLICAS", master_id)))
     host, port = address.rsplit(":", 1)
-    replica = _node_client(master_client, host, int(port))
+    replica = _node_client(old, host, int(port))
+    nodes = [node.redis_connection for node in client.get_nodes()]
+    deadline = time.monotonic() + timeout_s
     try:
-        replica.execute_command("CLUSTER FAILOVER")
-        _wait(lambda: replica.info("replication")["role"] == "master", timeout_s, address)
-        nodes = [node.redis_connection for node in client.get_nodes()]
-        _wait(lambda: all(_cluster_ok(node) for node in nodes), timeout_s, address)
+        # A manual failover can give up (the replica not caught up in time, as just after
+        # a full resync) or lose to a newer configuration epoch (another failover a moment
+        # before): then the old master is still master, and asking again is the remedy.
+        while True:
+            _wait(lambda: _role(replica) == ("slave", "up"), timeout_s, address)
+            replica.execute_command("CLUSTER FAILOVER")
+            try:
+                _wait(lambda: _role(old) == ("slave", "up"), RETRY_AFTER_S, address)
+                break
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+        # Every node sees the new master before the next failover may start.
+        _wait(lambda: all(_sees_master(node, address) for node in nodes), timeout_s, address)
     finally:
         replica.close()
     return master.name, address
+
+
+def _role(node: redis.Redis) -> tuple[str, str]:
+    """The node's role, and for a replica whether its link to the master is up."""
+    info = node.info("replication")
+    return info["role"], info.get("master_link_status", "up")
 
 
 def _node_client(like: redis.Redis, host: str, port: int) -> redis.Redis:
@@ -51,16 +69,19 @@ def _node_client(like: redis.Redis, host: str, port: int) -> redis.Redis:
     return redis.Redis(connection_pool=redis.ConnectionPool(pool.connection_class, **kwargs))
 
 
-def _cluster_ok(node: redis.Redis) -> bool:
+def _sees_master(node: redis.Redis, address: str) -> bool:
     try:
-        return node.cluster("INFO")["cluster_state"] == "ok"
+        if node.cluster("INFO")["cluster_state"] != "ok":
+            return False
+        view = node.cluster("NODES").get(address, {})
     except redis.RedisError:
         return False  # a node mid-switch may refuse or drop the connection
+    return "master" in view.get("flags", "")
 
 
-def _wait(condition, timeout_s: float, address: str) -> None:
+def _wait(condition, timeout_s: float, node: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"failover to {address} did not complete in {timeout_s:.0f} s")
+            raise TimeoutError(f"failover at {node} did not complete in {timeout_s:.0f} s")
         time.sleep(POLL_INTERVAL_S)

@@ -12,7 +12,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 REDIS_CLUSTER_PORT="${REDIS_CLUSTER_PORT:-7000}"
 REDIS_CLUSTER_DIR="${REDIS_CLUSTER_DIR:-$LOCAL_STATE_DIR/redis-cluster}"
-# Short, so a failover after a master dies takes seconds, not the default 15 s.
+# Short, so a failover after a master dies takes seconds, not the default 15 s; and a
+# replica's full resync (after a failover) starts at once, not 5 s later.
 REDIS_CLUSTER_NODE_TIMEOUT_MS="${REDIS_CLUSTER_NODE_TIMEOUT_MS:-3000}"
 NODES=6
 
@@ -45,7 +46,7 @@ start() {
   local port
   for port in $(ports); do
     node "$port" start --cluster-enabled yes --cluster-config-file nodes.conf \
-      --cluster-node-timeout "$REDIS_CLUSTER_NODE_TIMEOUT_MS"
+      --cluster-node-timeout "$REDIS_CLUSTER_NODE_TIMEOUT_MS" --repl-diskless-sync-delay 0
   done
   for port in $(ports); do
     until redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; do sleep 0.1; done

@@ -25,9 +25,11 @@ def test_a_partition_batch_touches_one_slot_whatever_its_windows():
         assert len(slots(keys)) == 1, partition
 
 
-def test_emission_lease_topology_and_scratch_keys_share_the_emission_slot():
+def test_emission_published_rollup_and_scratch_keys_share_the_emission_slot():
     keys = [KEYS.emission(0), KEYS.emission(300), KEYS.emitter_lease(), KEYS.topology()]
     keys += [KEYS.scratch("a1b2c3", index) for index in range(20)]
+    keys += [KEYS.published(0), KEYS.published_index(), KEYS.published_latest()]
+    keys += [KEYS.rollup_index(), KEYS.rollup_due(), *KEYS.rollup_sketches(300)]
     assert len(slots(keys)) == 1
 
 
