@@ -13,6 +13,7 @@ import uuid
 import pytest
 import redis
 from confluent_kafka.admin import NewTopic
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 
@@ -37,6 +38,7 @@ from tests.integration.harness import (
     read_windows,
     wait_until,
 )
+from tests.published_contract import PublishedContract
 from tests.statestore_contract import StateStoreContract, delta
 
 pytestmark = pytest.mark.integration
@@ -76,6 +78,16 @@ class TestStateStoreOnRedisCluster(StateStoreContract):
 
     def test_the_eviction_check_reads_every_primary(self, client):
         assert eviction_policy(client) == "noeviction"
+
+
+class TestPublishedOnRedisCluster(PublishedContract):
+    """The published windows and rollups the HTTP API reads, on the cluster."""
+
+    @pytest.fixture
+    def clients(self, redis_cluster):
+        sync_client = RedisCluster.from_url(redis_cluster.url)
+        yield sync_client, AsyncRedisCluster.from_url(redis_cluster.url)
+        sync_client.close()
 
 
 def cluster_store(pipeline) -> StateStore:
