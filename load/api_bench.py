@@ -28,8 +28,8 @@ from load.api_server import ApiServer
 from services.common import config as cfg
 from services.common.config import Config, Setting, positive_int
 from services.common.logging import get_logger
-from services.common.window_record import build_record, encode_record
-from statestore import StateStore, WindowDelta
+from services.common.window_record import encode_record
+from statestore import StateStore, WindowDelta, build_record
 from statestore.published import PublishedStore
 
 log = get_logger("api-bench")
@@ -106,7 +106,7 @@ def seed_windows(
         if window_start == in_progress:
             continue
         totals = store.read_window(window_start, range(PARTITIONS))
-        record = build_record(totals, WINDOW_S, revision=1, final=True, published_at=time.time())
+        record = build_record(totals, WINDOW_S, revision=1, final=True, published_at_s=time.time())
         store.claim_revision(window_start, 0, encode_record(record), totals.events, True)
         published.commit(window_start, 1)
         published.keep_due_sketches(range(PARTITIONS))

@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from load.harness import free_port
+from load.ports import free_port
 
 API_COMMAND = (sys.executable, "-m", "services.cli", "api")
 

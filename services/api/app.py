@@ -28,7 +28,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.query import BadQuery
-from services.common.config import Config
+from services.common.config import Config, redis_options
 from services.common.logging import get_logger
 from services.common.observability import API_REQUEST_SECONDS, API_REQUESTS
 from statestore.keys import Keys
@@ -67,8 +67,12 @@ def create_app(config: Config) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        options = redis_options(config)  # the password travels apart from the URL
         client = aioredis.Redis.from_url(
             config.redis_url,
+            username=options.get("username"),
+            password=options.get("password"),
+            ssl_ca_certs=options.get("tls_ca_file"),
             socket_timeout=config.api_redis_timeout_seconds,
             socket_connect_timeout=config.api_redis_timeout_seconds,
             health_check_interval=30,

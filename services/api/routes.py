@@ -17,7 +17,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.api import query, schemas
 from services.api.app import Readers, json_response
-from services.common.window_record import build_record, iso_utc
+from services.common.window_record import iso_utc
+from statestore import build_record
 from statestore.rollups import Bucket
 
 router = APIRouter()
@@ -64,7 +65,7 @@ async def current_window(request: Request) -> Response:
         raise HTTPException(404, "no window in progress")
     watermark = await rollups.watermark(partitions)
     body = msgspec.structs.asdict(
-        build_record(totals, window_s, revision=0, final=False, published_at=time.time())
+        build_record(totals, window_s, revision=0, final=False, published_at_s=time.time())
     )
     elapsed = min(max((watermark or totals.window_start) - totals.window_start, 0), window_s)
     body["partial"] = True
@@ -159,7 +160,7 @@ def _bucket_json(bucket: Bucket, size_s: int) -> bytes:
     if bucket.rendered is not None:
         return bucket.rendered
     body = msgspec.structs.asdict(
-        build_record(bucket.totals, size_s, revision=0, final=bucket.final, published_at=0)
+        build_record(bucket.totals, size_s, revision=0, final=bucket.final, published_at_s=0)
     )
     del body["revision"], body["published_at"]
     body["windows"] = bucket.windows

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.deploy import test_chart as base
-from tests.deploy.test_chart import (
+from tests.deploy.chart import (
     KUBERNETES_VERSION,
     Tools,
     by_kind,
@@ -15,10 +14,6 @@ from tests.deploy.test_chart import (
     rendered,
     template,
 )
-
-# The chart tests' session fixtures, shared rather than redefined.
-tools = base.tools
-chart = base.chart
 
 API_VALUES = "api-values.yaml"
 
@@ -59,15 +54,14 @@ def test_api_pod_runs_locked_down_with_probes_token_and_redis_from_secrets(
     assert main["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     env = {e["name"]: e for e in env_of(deployment)}
-    names = [e["name"] for e in env_of(deployment)]
     assert env["API_HOST"]["value"] == "0.0.0.0"
     assert env["API_TOKEN"]["valueFrom"]["secretKeyRef"] == {
         "name": "clickstream-api-token",
         "key": "token",
     }
     assert env["API_CORS_ORIGINS"]["value"] == "https://grafana.example.com"
-    assert names.index("REDIS_PASSWORD") < names.index("REDIS_URL")
-    assert "$(REDIS_PASSWORD)" in env["REDIS_URL"]["value"]
+    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "clickstream-redis-auth"
+    assert "REDIS_PASSWORD" not in env["REDIS_URL"]["value"]  # never spliced into the URL
     # With a token, /metrics needs it too: no anonymous scrape annotation.
     assert "prometheus.io/scrape" not in deployment["spec"]["template"]["metadata"]["annotations"]
 

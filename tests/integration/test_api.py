@@ -11,7 +11,7 @@ import redis
 import redis.asyncio as aioredis
 
 from load.api_server import ApiServer
-from load.harness import free_port
+from load.ports import free_port
 from services.common.window_record import iso_utc
 from statestore import StateStore
 from tests.integration.harness import (
