@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from starlette.exceptions import HTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -68,7 +69,10 @@ def create_app(config: Config) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         options = redis_options(config)  # the password travels apart from the URL
-        client = aioredis.Redis.from_url(
+        # On a cluster every key a reader's script, transaction or PFCOUNT names shares
+        # the emission slot (statestore.keys), so the same readers run on it.
+        client_class = AsyncRedisCluster if options.get("cluster") else aioredis.Redis
+        client = client_class.from_url(
             config.redis_url,
             username=options.get("username"),
             password=options.get("password"),

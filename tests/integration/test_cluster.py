@@ -17,6 +17,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 
+from load.api_server import ApiServer
 from load.redis_cluster import fail_over
 from services.common.config import redis_options
 from services.common.kafka import make_admin
@@ -254,3 +255,27 @@ def test_master_killed_mid_run_is_replaced_by_its_replica_without_a_replica_exit
     # of every window is exact.
     for start, want in expected.items():
         assert mismatches(want, published.last(start)) == [], start
+
+
+def test_the_api_answers_from_the_cluster(cluster_pipeline, tmp_path):
+    events = dataset(seed=41, start=PAST, seconds=3 * WINDOW_S, events=6_000)
+    config = cluster_pipeline.config()
+    produce(config, events)
+    expected = expected_windows(events)
+    replicas = Replicas(cluster_pipeline.environ, tmp_path)
+    replicas.start_all(1)
+    try:
+        published = read_windows(config, all_final(expected))
+    finally:
+        assert replicas.stop_all() == [0], replicas.logs()
+    server = ApiServer(cluster_pipeline.environ, tmp_path / "api.log", "").start(probe="/readyz")
+    try:
+        newest = max(expected)
+        status, body = server.get("/v1/windows/latest")
+        assert status == 200 and body["window_start"] == newest
+        assert body["total_events"] == published.last(newest).total_events
+        status, body = server.get(f"/v1/rollups?resolution=1h&from={PAST}&to={PAST + 3600}")
+        assert status == 200, body
+        assert body["buckets"][0]["total_events"] == len(events)
+    finally:
+        server.stop()
