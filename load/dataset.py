@@ -101,7 +101,7 @@ def _embeddable(value: bytes) -> bool:
         return False
     try:
         msgspec.json.decode(value)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # poison nests deeper than a decoder goes
         return False
     return True
 

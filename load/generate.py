@@ -13,7 +13,10 @@ Random (derived from the same seed) then decides, per slot, what arrives:
   behind), only after the first tenth of the stream so every partition already
   has a watermark; it goes to the DLQ as too_late and does not count;
 - malformed: one of the rejection reasons (not JSON, missing field, wrong type,
-  unknown enum value, oversized, empty value).
+  unknown enum value, oversized, empty value);
+- poison (`poison` share, 0 unless asked for): one of load.poison's hostile kinds,
+  expected in the DLQ under the reason the processor gives it, or the honest event
+  with control characters in its page URL, which counts.
 
 Because "late" stays far inside the allowed lateness and "too late" far outside
 it, the ground truth is exact whatever the partitioning and batching.
@@ -30,7 +33,7 @@ from typing import Any
 
 import msgspec
 
-from load import dataset, truth
+from load import dataset, poison, truth
 from load.dataset import LATE, OUT_OF_ORDER, TOO_LATE, VALID, Record
 from services.common.schema import (
     EMPTY,
@@ -71,9 +74,10 @@ class Plan:
     late: float = 0.01
     too_late: float = 0.001
     malformed: float = 0.002
+    poison: float = 0.0
 
     def __post_init__(self) -> None:
-        shares = (self.out_of_order, self.late, self.too_late, self.malformed)
+        shares = (self.out_of_order, self.late, self.too_late, self.malformed, self.poison)
         if any(share < 0 for share in shares) or sum(shares) >= 1:
             raise ValueError("planted shares must be >= 0 and sum to less than 1")
         if self.events <= 0 or self.windows <= 0 or self.window_seconds <= 0:
@@ -115,6 +119,7 @@ def generate(plan: Plan) -> Iterator[Record]:
     t_late = t_ooo + plan.late
     t_too_late = t_late + plan.too_late
     t_malformed = t_too_late + plan.malformed
+    t_poison = t_malformed + plan.poison
     warm_up_end = start + WARM_UP_SHARE * span
     for slot in range(count):
         arrival = start + span * (slot + planting.random()) / count
@@ -139,6 +144,8 @@ def generate(plan: Plan) -> Iterator[Record]:
             kind = MALFORMED_KINDS[planting.randrange(len(MALFORMED_KINDS))]
             value = malformed_value(kind, event, planting)
             yield Record(event.user_id.encode(), value, None, arrival, kind)
+        elif draw < t_poison:
+            yield _poison_record(event, arrival, planting)
         else:
             yield _event_record(event, arrival, arrival, VALID)
 
@@ -147,6 +154,15 @@ def _event_record(event: ClickEvent, event_time: float, arrival: float, kind: st
     if event_time != arrival:
         event = msgspec.structs.replace(event, timestamp=datetime.fromtimestamp(event_time, UTC))
     return Record(event.user_id.encode(), encode_event(event), event_time, arrival, kind)
+
+
+def _poison_record(event: ClickEvent, arrival: float, planting: random.Random) -> Record:
+    kind = poison.PLANTED_KINDS[planting.randrange(len(poison.PLANTED_KINDS))]
+    if kind == poison.HONEST_CONTROL_CHARACTERS:
+        honest = poison.honest_with_control_characters(event, planting)
+        return _event_record(honest, arrival, arrival, VALID)
+    value = poison.poison_value(kind, event, arrival)
+    return Record(event.user_id.encode(), value, None, arrival, kind)
 
 
 def malformed_value(kind: str, event: ClickEvent, rng: random.Random) -> bytes:

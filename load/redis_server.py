@@ -79,6 +79,19 @@ class RedisServer:
         self.start()
         self.restarts += 1
 
+    def outage(self, seconds: float) -> None:
+        """Stop (SIGTERM), stay down `seconds`, start again from the AOF.
+
+        SIGTERM, not SIGKILL: Redis writes and fsyncs its AOF before it exits, so
+        every acknowledged write is back after the outage however the disk syncs
+        (a SIGKILL loses nothing a process crash can lose either, but leaves the
+        last second to the kernel). The crash case is `restart`'s.
+        """
+        self.stop()
+        time.sleep(seconds)  # the outage itself: nothing to wait for but the clock
+        self.start()
+        self.restarts += 1
+
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)

@@ -27,6 +27,7 @@ import msgspec
 from confluent_kafka import KafkaError, Message, Producer
 
 from load.dataset import EVENT_KINDS, read_chunks, read_columns
+from load.poison import SHIFTED_KINDS
 from services.common.config import Config
 from services.common.kafka import make_producer
 from services.common.kafka import produce as produce_bounded
@@ -150,7 +151,7 @@ def shift_value(value: Value, kind: str | None, seconds: int) -> Value:
     """The value with its event timestamp moved, if it is a valid event; else unchanged."""
     if seconds == 0 or value is None:
         return value
-    if kind is not None and kind not in EVENT_KINDS:
+    if kind is not None and kind not in EVENT_KINDS and kind not in SHIFTED_KINDS:
         return value  # planted malformed: replayed byte for byte
     try:
         event = decode_event(bytes(value))

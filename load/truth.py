@@ -8,7 +8,7 @@ it reads), never code that computes. Whether the table reads the right event
 field is pinned by tests/unit/test_metrics.py with hand-written expectations. Which records count is
 decided by the planted `kind` (see load.generate): valid, out-of-order and late
 events count in their event-time window; too-late events and malformed records
-are expected in the DLQ, by reason.
+are expected in the DLQ, by reason (load.poison names the reason of each poison kind).
 
 Field names follow WindowRecord. `top_pages` and `top_referrers` hold the full
 counts (the verdict checks that a published top-N is a correct top-N, ties
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from load.dataset import COUNTED_KINDS, EVENT_KINDS, LATE, TOO_LATE, Record
+from load.poison import POISON_REASONS
 from services.common.window_record import BREAKDOWN_TOP_N, OTHER, iso_utc, parse_iso
 from statestore import METRICS, Kind
 
@@ -116,7 +117,8 @@ class TruthBuilder:
         elif kind == TOO_LATE:
             self.dlq[TOO_LATE] += 1
         elif kind not in EVENT_KINDS:
-            self.dlq[kind] += 1
+            # Malformed kinds are named after their reason; poison kinds map to theirs.
+            self.dlq[POISON_REASONS.get(kind, kind)] += 1
 
     def result(self, **facts: Any) -> dict[str, Any]:
         windows, window_seconds = self.windows, self.window_seconds

@@ -236,3 +236,22 @@ def compare_dlq(expected: Mapping[str, int], entries: Iterable[DlqEntry]) -> Dlq
                 Mismatch("dlq", reason, expected.get(reason, 0), found.get(reason, 0))
             )
     return DlqVerdict(dict(expected), dict(sorted(found.items())), records, mismatches)
+
+
+def honest_events_lost(
+    truth: Mapping[str, Any], records: Iterable[WindowRecord], dlq: DlqVerdict
+) -> int:
+    """Valid events of the truth found neither in a final window nor in the DLQ.
+
+    A window's shortfall is its expected total_events less its latest final's (all
+    of it when no final came); DLQ records beyond the planted ones are honest events
+    rejected by mistake, which the DLQ verdict fails on but which were not lost.
+    """
+    finals = final_records(records)
+    shortfall = 0
+    for window_start, expected in truth["windows"].items():
+        candidates = finals.get(window_start)
+        got = max(candidates, key=lambda r: r.revision).total_events if candidates else 0
+        shortfall += max(0, expected["total_events"] - got)
+    rejected_honest = max(0, dlq.distinct - sum(dlq.expected.values()))
+    return max(0, shortfall - rejected_honest)

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# kafka.sh start|stop|status: a single-node Apache Kafka 4.x broker in KRaft mode,
+# kafka.sh start|stop|status|serve: a single-node Apache Kafka 4.x broker in KRaft mode,
 # run from its Maven Central jars.
+#
+# `make up` runs `start` (detached, PID file in $KAFKA_DIR); a chaos run's private broker
+# (load/kafka_server.py) runs `serve` (foreground, exec'd, so its parent can kill and
+# restart it). KAFKA_PORT, KAFKA_CONTROLLER_PORT, KAFKA_DIR and KAFKA_HEAP_OPTS choose
+# the instance.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
-KAFKA_DIR="$LOCAL_STATE_DIR/kafka"
+KAFKA_DIR="${KAFKA_DIR:-$LOCAL_STATE_DIR/kafka}"
 PID_FILE="$KAFKA_DIR/kafka.pid"
 
 require_java() {
@@ -71,9 +76,19 @@ start() {
   log "kafka started (pid $(cat "$PID_FILE"), 127.0.0.1:$KAFKA_PORT, logs in $KAFKA_DIR/logs)"
 }
 
+# serve: the same broker in the foreground; the script becomes the JVM.
+serve() {
+  require_java
+  fetch_jars
+  configure_and_format
+  java_cmd kafka.Kafka "$KAFKA_DIR/server.properties"
+  exec "${JAVA_CMD[@]}" </dev/null >>"$KAFKA_DIR/logs/stdout.log" 2>&1
+}
+
 case "${1:-}" in
   start) start ;;
+  serve) serve ;;
   stop) stop_pid "$PID_FILE" kafka.Kafka ;;
   status) pid_alive "$PID_FILE" kafka.Kafka ;;
-  *) die "usage: kafka.sh start|stop|status" ;;
+  *) die "usage: kafka.sh start|stop|status|serve" ;;
 esac

@@ -2,18 +2,21 @@
 
 Local mode (default), in order:
 1. generate a dataset over CHAOS_WINDOWS short windows, with out-of-order,
-   late, too-late and malformed records, and its ground truth;
-2. create the run's own topics (chaos-<id>-events/-metrics/-dlq), and with
-   CHAOS_REDIS=own|restart start a private redis-server with AOF;
+   late, too-late and malformed records, poison records with CHAOS_POISON
+   (load.poison), and its ground truth;
+2. with CHAOS_BROKER=own|restart start a private KRaft broker that the whole
+   run uses; create the run's own topics (chaos-<id>-events/-metrics/-dlq), and
+   with CHAOS_REDIS=own|restart|outage start a private redis-server with AOF;
 3. start CHAOS_REPLICAS `clickstream process` replicas with short windows, the
    run's topics, state namespace and consumer group, each on its own metrics port;
 4. replay the dataset at CHAOS_SPEED with event times shifted to now (whole
    windows, so the ground truth only moves), and meanwhile SIGKILL a random
-   replica every CHAOS_KILL_EVERY seconds (jittered) and restart it; with
-   CHAOS_REDIS=restart also SIGKILL and restart Redis halfway;
+   replica every CHAOS_KILL_EVERY seconds (jittered) and restart it; take the
+   private Redis and broker down as asked (load.chaos.faults);
 5. wait until every expected window has a final record (CHAOS_FINAL_TIMEOUT);
 6. compare each final window with the ground truth and the DLQ with the planted
-   bad records (load.verdict), print the verdict table and exit 1 on any mismatch.
+   bad records (load.verdict), count honest events lost and replica exits that
+   no kill caused, print the verdict table and exit 1 on any failure.
 
 Recovery time after a kill is measured from the replicas' own /metrics: the
 partitions whose clickstream_events_applied_total moved in the victim during
@@ -31,7 +34,7 @@ replay are told apart from other traffic by time range and source offsets.
 
 Modules: settings (flags, planted disorder), scenario (the steps above, once,
 against a FaultTarget), local and kubernetes (the two targets and their set-up),
-report (the verdict table).
+faults (the private Redis's and broker's outages), report (the verdict table).
 """
 
 from __future__ import annotations

@@ -74,6 +74,7 @@ def run_kubernetes(config: Config, seed: int) -> ChaosReport:
         0,
         redis_restarts="skipped (kubernetes mode)",
         broker_restarts="skipped (kubernetes mode)",
+        unexpected_exits=None,  # Kubernetes restarts them; pod restart counts are its own
     )
     started = time.monotonic()
     pods = processor_pods(config)

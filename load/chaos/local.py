@@ -1,5 +1,6 @@
 """Local chaos: the run's own topics, namespace and group, processor replicas as
-subprocesses SIGKILLed and restarted, optionally a private Redis killed halfway."""
+subprocesses SIGKILLed and restarted; optionally a private Redis and a private
+broker, taken down mid-run by load.chaos.faults."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import time
 import uuid
 from pathlib import Path
 
+from load.chaos.faults import InfrastructureFaults
 from load.chaos.report import ChaosReport
 from load.chaos.scenario import RunTopics, play
 from load.fleet import processor_env
 from load.harness import Kill, Replica, Scraper
+from load.kafka_server import KafkaServer
 from load.ports import free_port
 from load.redis_server import RedisServer
 from services.common.config import Config
@@ -49,17 +52,13 @@ class LocalReplicas:
         replicas: list[Replica],
         scraper: Scraper,
         report: ChaosReport,
-        redis_server: RedisServer | None,
+        faults: InfrastructureFaults,
     ):
         self.replicas = replicas
         self.scraper = scraper
         self.report = report
         self.restart_after_s = config.chaos_restart_after
-        self.redis_server = redis_server
-        replay_s = config.chaos_windows * config.chaos_window_seconds / config.chaos_speed
-        self.redis_restart_at = (
-            time.monotonic() + replay_s / 2 if config.chaos_redis == "restart" else None
-        )
+        self.faults = faults
 
     def victims(self) -> list[str]:
         return [str(replica.slot) for replica in self.replicas if replica.alive()]
@@ -82,39 +81,67 @@ class LocalReplicas:
         log.info("restarted replica", slot=replica.slot, pid=replica.pid)
 
     def tick(self, replaying: bool) -> None:
-        if replaying and self.redis_restart_at and time.monotonic() >= self.redis_restart_at:
-            log.info("restarting redis (SIGKILL, AOF reload)", port=self.redis_server.port)
-            self.redis_server.restart()
-            self.report.redis_restarts = f"{self.redis_server.restarts} (own Redis, SIGKILL + AOF)"
-            self.redis_restart_at = None
+        self.faults.tick()
         self._restart_exited()
 
-    def _restart_exited(self) -> None:
-        """A replica that died on its own is restarted too, and counted separately."""
+    def _restart_exited(self, restart: bool = True) -> None:
+        """A replica that died on its own is counted (a FAIL) and restarted."""
         for replica in self.replicas:
             if replica.process is not None and not replica.alive():
                 log.warning(
-                    "replica exited on its own; restarting",
+                    "replica exited on its own" + ("; restarting" if restart else ""),
                     slot=replica.slot,
                     returncode=replica.process.returncode,
                     log=str(replica.log_path),
                 )
                 self.report.unexpected_exits += 1
-                replica.start()
+                if restart:
+                    replica.start()
+
+    def finish(self) -> None:
+        """At the end: faults under way are waited for, and exits since the last tick count."""
+        self.faults.finish()
+        self._restart_exited(restart=False)
 
 
 def run_local(config: Config, seed: int) -> ChaosReport:
-    wait_for_broker(make_admin(config))
     run_id = uuid.uuid4().hex[:8]
     workdir = Path(config.chaos_workdir) / run_id
+    kafka_server = None
+    if config.chaos_broker != "shared":
+        # Every client of the run (replay, replicas, readers) follows the config here.
+        kafka_server = KafkaServer(workdir.with_name(f"{run_id}-kafka"))
+        kafka_server.start()
+        config = config.replace(kafka_bootstrap_servers=kafka_server.bootstrap_servers)
+    try:
+        report = _run_local(config, seed, run_id, workdir, kafka_server)
+    finally:
+        if kafka_server is not None:
+            kafka_server.stop()
+    if kafka_server is not None:
+        if report.ok and not config.chaos_keep:
+            shutil.rmtree(kafka_server.directory, ignore_errors=True)
+        else:
+            report.notes.append(f"chaos broker's data and logs kept in {kafka_server.directory}")
+    return report
+
+
+# One run's set-up and tear-down, in order: split, it would read worse.
+def _run_local(
+    config: Config, seed: int, run_id: str, workdir: Path, kafka_server: KafkaServer | None
+) -> ChaosReport:
+    wait_for_broker(make_admin(config))
     name = f"chaos-{run_id}"  # the run's state namespace and consumer group
     topics = RunTopics(f"{name}-events", f"{name}-metrics", f"{name}-dlq")
     report = ChaosReport("local", config.chaos_replicas)
+    if kafka_server is not None:
+        report.broker_restarts = f"0 (own KRaft broker on {kafka_server.bootstrap_servers})"
     started = time.monotonic()
     log.info(
         "chaos run starting",
         run_id=run_id,
         seed=seed,
+        broker=config.kafka_bootstrap_servers,
         workdir=str(workdir),
         events=topics.events,
         metrics=topics.metrics,
@@ -144,8 +171,12 @@ def run_local(config: Config, seed: int) -> ChaosReport:
         _wait_healthy(replicas, report)
         scraper = Scraper(replicas)
         scraper.start()
-        target = LocalReplicas(config, replicas, scraper, report, redis_server)
-        play(config, seed, topics, target, report, workdir)
+        faults = InfrastructureFaults(config, report, redis_server, kafka_server)
+        target = LocalReplicas(config, replicas, scraper, report, faults)
+        try:
+            play(config, seed, topics, target, report, workdir)
+        finally:
+            target.finish()
     finally:
         if scraper is not None:
             scraper.stop()

@@ -21,7 +21,7 @@ from load.chaos.settings import plan_for
 from load.generate import write_dataset
 from load.harness import Kill, TopicReader, end_offsets, read_dlq, wait_for_finals
 from load.replay import Pacing, ReplayResult, first_arrival, replay, shift_for_now
-from load.verdict import compare_dlq, compare_windows
+from load.verdict import compare_dlq, compare_windows, honest_events_lost
 from services.common.config import Config
 from services.common.logging import get_logger
 
@@ -120,6 +120,7 @@ def play(
         dlq.close()
     ours = [e for e in entries if e.source_offset >= events_start.get(e.source_partition, 0)]
     report.dlq = compare_dlq(expected["dlq"], ours)
+    report.honest_events_lost = honest_events_lost(expected, records, report.dlq)
 
 
 def _replay_under_faults(
@@ -145,6 +146,7 @@ def _replay_under_faults(
             done.set()
 
     threading.Thread(target=replay_thread, name="chaos-replay", daemon=True).start()
+    target.tick(replaying=True)  # the replay's start: timed faults count from here
     while not done.wait(rng.uniform(*KILL_JITTER) * config.chaos_kill_every):
         victims = target.victims()
         if victims:

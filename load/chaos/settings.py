@@ -72,11 +72,35 @@ SETTINGS = (
     Setting("CHAOS_RESTART_AFTER", 1.0, "seconds a killed replica stays down", parse=float),
     Setting(
         "CHAOS_REDIS",
-        "shared",
+        "outage",
         "shared: use REDIS_URL; own: a private redis-server with AOF; "
-        "restart: own, and SIGKILL/restart it halfway",
-        choices=("shared", "own", "restart"),
+        "restart: own, and SIGKILL/restart it halfway; "
+        "outage: own, stopped (SIGTERM) for CHAOS_REDIS_OUTAGE_SECONDS, then restarted",
+        choices=("shared", "own", "restart", "outage"),
         aliases=("--redis",),
+    ),
+    Setting(
+        "CHAOS_REDIS_OUTAGE_SECONDS",
+        12.0,
+        "how long the private Redis stays down with --redis outage",
+        parse=positive_float,
+        aliases=("--redis-outage-seconds",),
+    ),
+    Setting(
+        "CHAOS_BROKER",
+        "shared",
+        "shared: use KAFKA_BOOTSTRAP_SERVERS; own: a private KRaft broker on free ports; "
+        "restart: own, and SIGKILL/restart it during the replay",
+        choices=("shared", "own", "restart"),
+        aliases=("--broker",),
+    ),
+    Setting(
+        "CHAOS_POISON",
+        True,
+        "mix hostile records (deep nesting, year 9999, future event times, huge numbers, "
+        "near-limit sizes, control characters) into the dataset",
+        parse=parse_bool,
+        aliases=("--poison",),
     ),
     Setting(
         "CHAOS_FINAL_TIMEOUT",
@@ -101,6 +125,8 @@ SETTINGS = (
 )
 
 PLANTED = {"out_of_order": 0.05, "late": 0.01, "too_late": 0.002, "malformed": 0.005}
+# Poison records per dataset when CHAOS_POISON is on: a share, so every window gets some.
+POISON_SHARE = 0.002
 
 
 def plan_for(config: Config, seed: int) -> Plan:
@@ -112,5 +138,6 @@ def plan_for(config: Config, seed: int) -> Plan:
         allowed_lateness_seconds=config.chaos_allowed_lateness_seconds,
         users=config.chaos_users,
         seed=seed,
+        poison=POISON_SHARE if config.chaos_poison else 0.0,
         **PLANTED,
     )

@@ -68,15 +68,16 @@ def create_app(config: Config) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        options = redis_options(config)  # the password travels apart from the URL
+        # The password travels apart from the URL; only the options that are set.
+        options = redis_options(config)
         # On a cluster every key a reader's script, transaction or PFCOUNT names shares
         # the emission slot (statestore.keys), so the same readers run on it.
-        client_class = AsyncRedisCluster if options.get("cluster") else aioredis.Redis
+        client_class = AsyncRedisCluster if options.pop("cluster", False) else aioredis.Redis
+        renamed = {"username": "username", "password": "password", "tls_ca_file": "ssl_ca_certs"}
+        options = {renamed[name]: value for name, value in options.items()}
         client = client_class.from_url(
             config.redis_url,
-            username=options.get("username"),
-            password=options.get("password"),
-            ssl_ca_certs=options.get("tls_ca_file"),
+            **options,
             socket_timeout=config.api_redis_timeout_seconds,
             socket_connect_timeout=config.api_redis_timeout_seconds,
             health_check_interval=30,

@@ -181,7 +181,11 @@ class Processor:
         self.partitions = partition_count(metadata, self.topic)
         for topic in (self.config.metrics_topic, self.config.dlq_topic):
             partition_count(metadata, topic)  # raises TopicNotFound naming it
-        policy = require_noeviction(self.store.redis, self.config.redis_allow_eviction)
+        # Inside the retry: a replica (re)started while Redis is away waits for it, not exit.
+        policy = self.store.retry.call(
+            lambda: require_noeviction(self.store.redis, self.config.redis_allow_eviction),
+            "eviction policy check",
+        )
         log.info("redis eviction policy", maxmemory_policy=policy)
         self.store.record_topology(self.partitions, self.windowing.size_s)
         self.emitter = Emitter(

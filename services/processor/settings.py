@@ -19,12 +19,13 @@ FETCH_SETTINGS = {
     # time the loop fell behind by one batch.
     "fetch.queue.backoff.ms": 5,
     # Default 5 minutes: partitions added to the events topic would wait that long for an
-    # owner. A metadata request every 30 s costs the broker nothing noticeable.
-    "topic.metadata.refresh.interval.ms": 30_000,
+    # owner. A metadata request every 10 s costs the broker nothing noticeable.
+    "topic.metadata.refresh.interval.ms": 10_000,
 }
 # How often the processor re-reads the events topic's partition count, so windows merge
-# partitions added while it runs.
-PARTITION_REFRESH_S = 30.0
+# partitions added while it runs. Until then a new partition cannot hold windows open:
+# records written to it in those seconds may arrive after their window closed.
+PARTITION_REFRESH_S = 10.0
 # An unanswered log-end query counts the partition as active: it may hold windows open a
 # little longer, never close one early.
 LOG_END_TIMEOUT_S = 5.0

@@ -99,6 +99,30 @@ def test_redis_down_past_the_retry_budget_ends_the_replica_with_exit_3(
     assert "REDIS_RETRY_SECONDS=3" in replicas.logs()
 
 
+def test_a_replica_started_while_redis_is_down_waits_for_it_instead_of_exiting(
+    pipeline, tmp_path, own_redis
+):
+    events = dataset(seed=22, start=PAST, seconds=3 * WINDOW_S, events=3_000)
+    config = pipeline.config()
+    expected = expected_windows(events)
+    produce(config, events)
+    own_redis.stop()
+    replicas = Replicas(
+        pipeline.environ, tmp_path, REDIS_URL=own_redis.url, METRICS_PORT=str(free_port())
+    )
+    replica = replicas.start(0)
+    try:
+        wait_until(lambda: "redis unavailable, waiting" in replicas.logs(), "no wait logged", 30)
+        assert replica.alive(), replicas.logs()
+        own_redis.start()
+        wait_until(lambda: replica.get("/readyz")[0] == 200, "not ready after Redis came", 60)
+        published = read_windows(config, all_final(expected), 120)
+    finally:
+        exits = replicas.stop_all()
+    assert exits == [0] and replica.starts == 1, replicas.logs()
+    assert_ground_truth(published, expected)
+
+
 def test_an_evicting_redis_is_refused_at_start_unless_the_operator_accepts_it(
     pipeline, tmp_path, own_redis
 ):
@@ -147,6 +171,9 @@ def test_partitions_added_while_running_are_merged_into_every_window(pipeline, t
         admin.create_partitions([NewPartitions(config.events_topic, 8)])[
             config.events_topic
         ].result()
+        # Records written to a partition before any replica knows it exists cannot hold
+        # windows open (README: within PARTITION_REFRESH_S); wait until it is known.
+        wait_until(lambda: store.topology()[0] == 8, "new partitions never noticed", 60)
         # Every event goes to a partition by its index, so partitions 6 and 7 carry a quarter.
         numbered = dict(zip(map(id, events), range(len(events)), strict=True))
         produce(config, events, partition_of=lambda event: numbered[id(event)] % 8)
