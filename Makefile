@@ -17,6 +17,8 @@ $(BIN)/clickstream: pyproject.toml
 
 install: $(BIN)/clickstream
 
+# `make up REDIS_MODE=cluster`: a local Redis Cluster (3 masters + 3 replicas, ports
+# 7000-7005) instead of the single Redis; `make down` stops whichever runs.
 up:
 	deploy/local/up.sh
 

@@ -22,6 +22,7 @@ import msgspec
 
 from load import dataset, publish_delay, takeover
 from load.bench_parts import Figure, percentile, print_table
+from load.bench_redis import redis_cost_rows
 from load.dataset import Record
 from load.fleet import ProcessorFleet, processor_env
 from load.replay import replay
@@ -261,6 +262,8 @@ class Bench:
                 "s",
                 note=f"{run.redis_cpu_s:.2f} s over {events:,} events, summed over primaries",
             )
+        step("processor x1, private Redis")
+        redis_cost_rows(self, topic, events, bare)
         if self.config.bench_hot_slot:
             step("hot slot")
             self.figures += hot_slot_figures(self, topic, events)

@@ -32,6 +32,7 @@ CONNECTION = (
     "kafka_ssl_key_location",
     "kafka_ssl_key_password",
     "redis_url",
+    "redis_cluster",
     "redis_username",
     "redis_password",
     "redis_tls_ca_file",

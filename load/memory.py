@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import redis
 
 from services.common import config as cfg
-from services.common.config import Config, Setting, positive_int
+from services.common.config import Config, Setting, positive_int, redis_options
 from services.common.schema import ClickEvent
 from services.common.topics import EVENTS_PARTITIONS
 from services.common.windowing import Windowing
@@ -47,7 +47,9 @@ TOPIC = "memory-events"
 
 
 def run(config: Config) -> int:
-    store = StateStore.from_url(config.redis_url, f"memory-{uuid.uuid4().hex[:8]}", TOPIC)
+    store = StateStore.from_url(
+        config.redis_url, f"memory-{uuid.uuid4().hex[:8]}", TOPIC, **redis_options(config)
+    )
     try:
         windows = _apply(store, config)
         _report(store, config, windows)
@@ -123,7 +125,8 @@ def _merged_copy_bytes(store: StateStore, window_start: int, partition_count: in
             if blob:
                 sources.append(next(names))
                 pipe.restore(sources[-1], 60_000, blob, replace=True)
-        pipe.pfmerge(target, *sources)
+        # Raw: a cluster pipeline refuses pfmerge() even on keys of one slot.
+        pipe.execute_command("PFMERGE", target, *sources)
         merged.append(target)
         restored += sources
     for metric in SORTED_SETS:

@@ -3,7 +3,9 @@
 Loads a dataset into a fresh topic, runs one processor in this process under
 cProfile until every record is applied, and prints the top functions by own
 time. This is how the hot path's costs (decode, fold, Redis apply, consume)
-were found; rerun it after changing any of them.
+were found; rerun it after changing any of them. cProfile sees the main thread
+only: the apply script runs on BatchApplier's sender thread, so the wait for it
+shows as the main thread's wait on its result, not as socket reads.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ instead of silently corrupting state.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from statestore.metrics import (
     BREAKDOWNS,
@@ -56,6 +56,8 @@ LEASE_KEYS = ("lease",)
 LEASE_ARGV = ("owner", "ttl_ms")
 SEAL_KEYS = ("partition",)
 SEAL_ARGV = ("threshold", "min_fence")
+# Joins a packed list of members; a list with a member that holds it goes unpacked.
+MEMBER_SEPARATOR = "\n"
 DEAD_LETTER_PREFIX = "dlq:"  # partition hash fields counting dead letters by reason
 
 
@@ -94,31 +96,57 @@ def apply_header(
 
 
 def encode_delta(delta: WindowDelta) -> list:
-    """One window's data in apply_batch.lua's layout: counters (n, then n field/increment
-    pairs), each HLL (n, then n members), each sorted set (its overflow counter field, n,
-    then n member/increment pairs, members in first-occurrence order)."""
-    counters: list = []
+    """One window's data in apply_batch.lua's layout: the counters (a list of fields,
+    then their increments), each HLL (a list of members), each sorted set (its overflow
+    counter field, a list of members in first-occurrence order, then their increments).
+
+    A list of strings is packed into one argument where it can be (see encode_members)
+    and a list of increments always is (see encode_numbers): redis-py's packing and
+    Redis' parsing cost per argument, and a batch holds thousands of members."""
+    fields: list = []
+    increments: list = []
     for metric in COUNTERS:
         if metric.source == REFUSED_BY_CAP:
             continue  # the script counts these, as it admits members
         value = getattr(delta, metric.name)
         # Most windows never see a late event: no `late` field until one does.
         if value or metric.source != LATE_EVENT:
-            counters += (metric.field, value)
+            fields.append(metric.field)
+            increments.append(value)
     for metric in BREAKDOWNS:
-        for name, count in getattr(delta, metric.name).items():
-            counters += (f"{metric.field}:{name}", count)
-    args: list = [len(counters) // 2, *counters]
+        counts = getattr(delta, metric.name)
+        fields += [f"{metric.field}:{name}" for name in counts]
+        increments += counts.values()
+    args = [*encode_members(fields), encode_numbers(increments)]
     for metric in HLLS:
-        members = getattr(delta, metric.name)
-        args.append(len(members))
-        args += members
+        args += encode_members(getattr(delta, metric.name))
     for metric in SORTED_SETS:
         counts = getattr(delta, metric.name)
-        args += (OVERFLOW_FIELD[metric.name], len(counts))
-        for member, count in counts.items():
-            args += (member, count)
+        args.append(OVERFLOW_FIELD[metric.name])
+        args += encode_members(counts)
+        args.append(encode_numbers(counts.values()))
     return args
+
+
+def encode_members(members: Iterable) -> list:
+    """A list of strings as apply_batch.lua's take_list reads it: -n and one argument of
+    the n members joined by MEMBER_SEPARATOR, or, when a member holds the separator
+    itself (or is not a string), n and then the n members one argument each."""
+    members = list(members)
+    if not members:
+        return [0]
+    try:
+        packed = MEMBER_SEPARATOR.join(members)
+    except TypeError:
+        return [len(members), *members]
+    if packed.count(MEMBER_SEPARATOR) != len(members) - 1:
+        return [len(members), *members]
+    return [-len(members), packed]
+
+
+def encode_numbers(numbers: Iterable[int]) -> str:
+    """Integers as one argument, space-separated, as apply_batch.lua's take_numbers reads it."""
+    return " ".join(map(str, numbers))
 
 
 def encode_dead_letters(dead_letters: Mapping[str, int]) -> list:

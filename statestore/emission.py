@@ -76,5 +76,7 @@ class EmissionStore:
     def release_emitter_lease(self, owner: str) -> None:
         """Hand the lease back at shutdown; if Redis is away it simply expires."""
         key, args = self.keys.emitter_lease(), script_args(LEASE_ARGV, owner=owner, ttl_ms=0)
-        with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
+        # A cluster mid-failover answers CLUSTERDOWN or has no node for the slot yet.
+        away = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError)
+        with contextlib.suppress(*away, redis.exceptions.SlotNotCoveredError):
             self._lease(keys=[key], args=args)

@@ -11,10 +11,10 @@ Kinds, and where they live in Redis (key `...:w:<window_start>:<suffix>`):
 - COUNTER: a field of the window's counters hash (suffix `n`), summed by HINCRBY;
 - BREAKDOWN: fields `<prefix>:<name>` of the same hash, one per distinct value;
 - HLL: a HyperLogLog of distinct values (PFADD), merged across partitions;
-- SORTED_SET: a zset of value -> count (ZINCRBY), merged across partitions; each
-  partition admits at most a capped number of distinct values per window (first
-  come, in offset order), and the events of refused values are counted by the
-  COUNTER whose `overflow_of` names it.
+- SORTED_SET: a zset of value -> count (ZMSCORE, then ZADD of the sums), merged
+  across partitions; each partition admits at most a capped number of distinct
+  values per window (first come, in offset order), and the events of refused
+  values are counted by the COUNTER whose `overflow_of` names it.
 
 Row order is display order (the dashboard's overview and sections).
 """

@@ -44,6 +44,10 @@ _TRANSIENT = (
     redis.exceptions.OutOfMemoryError,
     redis.exceptions.TryAgainError,
     redis.exceptions.ClusterDownError,  # includes MasterDownError
+    # A cluster client out of redirections, or with no node for a slot: both happen
+    # while a failover moves slots and end when the new slot map is learned.
+    redis.exceptions.ClusterError,
+    redis.exceptions.SlotNotCoveredError,
 )
 _TRANSIENT_PREFIXES = ("LOADING", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "OOM")
 
@@ -103,7 +107,8 @@ class RedisRetry:
         while True:
             try:
                 result = operation()
-            except redis.RedisError as error:
+            # SlotNotCoveredError is the one cluster failure that is not a RedisError.
+            except (redis.RedisError, redis.exceptions.SlotNotCoveredError) as error:
                 if not is_transient(error):
                     raise
                 now = self._clock()

@@ -279,7 +279,8 @@ class RollupReader:
                     else:
                         sources += scratch.get((window_start, kind), [])
                 if sources:
-                    pipe.pfcount(*sources)
+                    # Raw: a cluster pipeline refuses pfcount() even on keys of one slot.
+                    pipe.execute_command("PFCOUNT", *sources)
                     counted.append((start, kind))
         if restored:
             pipe.delete(*restored)

@@ -16,6 +16,7 @@ from importlib import resources
 from typing import TypeVar
 
 import redis
+from redis.cluster import RedisCluster
 
 from services.common.logging import get_logger
 from statestore import codec
@@ -32,7 +33,7 @@ from statestore.emission import EmissionStore
 from statestore.keys import Keys
 from statestore.metrics import COUNTERS, EACH_EVENT, HLLS, SORTED_SETS
 from statestore.retry import RedisRetry
-from statestore.server import delete_matching
+from statestore.server import connect, delete_matching
 from statestore.types import (
     NO_FENCE,
     ApplyResult,
@@ -48,9 +49,6 @@ T = TypeVar("T")
 # Window and emission keys must outlive a window's allowed lateness (default
 # 1 h) with room for an emitter backlog; the TTL keeps Redis memory bounded.
 DEFAULT_TTL_S = 4 * 3600
-SOCKET_TIMEOUT_S = 10
-CONNECT_TIMEOUT_S = 5
-HEALTH_CHECK_INTERVAL_S = 30
 # Sorted-set members read per partition when merging a window: far more than
 # the published top N, so a value ranked low in each partition but high overall
 # still counts in full.
@@ -73,7 +71,7 @@ class StateStore(EmissionStore):
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: redis.Redis | RedisCluster,
         namespace: str,
         topic: str,
         ttl_s: int = DEFAULT_TTL_S,
@@ -101,16 +99,12 @@ class StateStore(EmissionStore):
         username: str | None = None,
         password: str | None = None,
         tls_ca_file: str | None = None,
+        cluster: bool = False,
         **kwargs,
     ) -> StateStore:
-        # Credentials as arguments, not in the URL, so any character in them is safe.
-        auth = {"username": username, "password": password, "ssl_ca_certs": tls_ca_file}
-        client = redis.Redis.from_url(
-            url,
-            socket_timeout=SOCKET_TIMEOUT_S,
-            socket_connect_timeout=CONNECT_TIMEOUT_S,
-            health_check_interval=HEALTH_CHECK_INTERVAL_S,
-            **{name: value for name, value in auth.items() if value},
+        """A store on the Redis at `url`, or on the Redis Cluster `url` is one node of."""
+        client = connect(
+            url, username=username, password=password, tls_ca_file=tls_ca_file, cluster=cluster
         )
         return cls(client, namespace, topic, **kwargs)
 
@@ -290,7 +284,8 @@ class StateStore(EmissionStore):
                 for key, blob in pairs:
                     pipe.restore(key, SCRATCH_TTL_MS, blob, replace=True)
             for name in counted:
-                pipe.pfcount(*(key for key, _blob in scratch[name]))
+                # Raw: a cluster pipeline refuses pfcount() even on keys of one slot.
+                pipe.execute_command("PFCOUNT", *(key for key, _blob in scratch[name]))
             pipe.delete(*all_scratch)
 
         results = self._pipelined(fill, transaction=True)
@@ -325,13 +320,14 @@ class StateStore(EmissionStore):
         """Drop a finalized window from the partitions' indexes and delete its working keys.
 
         Only for a sealed window: the seal refuses any later batch that would
-        write these keys again. One UNLINK per partition stays on its slot.
+        write these keys again. One UNLINK per partition stays on its slot (sent as
+        a raw command: a cluster pipeline's unlink() takes one key only).
         """
 
         def fill(pipe: redis.client.Pipeline) -> None:
             for partition in partitions:
                 pipe.zrem(self.keys.window_index(partition), window_start)
-                pipe.unlink(*self.keys.window(partition, window_start))
+                pipe.execute_command("UNLINK", *self.keys.window(partition, window_start))
 
         self._pipelined(fill, transaction=False)
 

@@ -7,6 +7,8 @@ answers; otherwise the project's own local pair (deploy/local/up.sh).
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -15,6 +17,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL = REPO / "deploy" / "local"
+CLUSTER_DIR = Path(os.environ.get("LOCAL_STATE_DIR", REPO / ".local")) / "redis-cluster"
 
 
 @dataclass(frozen=True)
@@ -83,3 +86,39 @@ def _local(environ: Mapping[str, str]) -> Iterator[Stack]:
     finally:
         if not already_running:
             subprocess.run([str(LOCAL / "down.sh")], check=False)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A Redis Cluster of three masters with a replica each, which tests may flush and fail over."""
+
+    url: str
+    source: str  # env | local
+
+    def kill_node(self, port: int) -> None:
+        """SIGKILL one node of the local cluster (its PID file says which process)."""
+        if self.source != "local":
+            raise RuntimeError("only the local cluster's nodes can be killed by the tests")
+        pid = int((CLUSTER_DIR / str(port) / "redis.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+
+    def restore(self) -> None:
+        """Start any killed node again (it rejoins as a replica); wait until the cluster is ok."""
+        subprocess.run([str(LOCAL / "redis-cluster.sh"), "start"], check=True, capture_output=True)
+
+
+@contextmanager
+def provide_cluster(environ: Mapping[str, str]) -> Iterator[Cluster]:
+    """TEST_REDIS_CLUSTER_URL if set; else the local cluster (deploy/local/redis-cluster.sh),
+    started for the session unless it already runs, and stopped afterwards only then."""
+    if environ.get("TEST_REDIS_CLUSTER_URL"):
+        yield Cluster(environ["TEST_REDIS_CLUSTER_URL"], "env")
+        return
+    launcher = str(LOCAL / "redis-cluster.sh")
+    already_running = subprocess.run([launcher, "status"], check=False).returncode == 0
+    started = subprocess.run([launcher, "start"], check=True, capture_output=True, text=True)
+    try:
+        yield Cluster(started.stdout.strip().splitlines()[-1], "local")
+    finally:
+        if not already_running:
+            subprocess.run([launcher, "stop"], check=False)

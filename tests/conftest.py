@@ -12,7 +12,7 @@ import pytest
 
 from services.common import config as cfg
 from services.common.config import Config, Setting
-from tests.backends import Stack, provide
+from tests.backends import Cluster, Stack, provide, provide_cluster
 
 
 @pytest.fixture(scope="session")
@@ -59,13 +59,31 @@ def pipeline(stack: Stack, request: pytest.FixtureRequest) -> Iterator[Pipeline]
 
     `@pytest.mark.events_partitions(12)` gives the events topic 12 partitions.
     """
+    marker = request.node.get_closest_marker("events_partitions")
+    partitions = marker.args[0] if marker else 6
+    environ = pipeline_environ(stack, uuid.uuid4().hex[:10], partitions)
+    yield from _with_topics(Pipeline(stack, environ))
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Cluster]:
+    with provide_cluster(os.environ) as provided:
+        yield provided
+
+
+@pytest.fixture
+def cluster_pipeline(stack: Stack, redis_cluster: Cluster) -> Iterator[Pipeline]:
+    """Like `pipeline`, with the state on the Redis Cluster (REDIS_CLUSTER=true)."""
+    on_cluster = Stack(stack.kafka_bootstrap_servers, redis_cluster.url, redis_cluster.source)
+    environ = {**pipeline_environ(on_cluster, uuid.uuid4().hex[:10]), "REDIS_CLUSTER": "true"}
+    yield from _with_topics(Pipeline(on_cluster, environ))
+
+
+def _with_topics(test_pipeline: Pipeline) -> Iterator[Pipeline]:
     from services.common.kafka import make_admin
     from services.common.topics import ensure_topics, pipeline_topics
     from services.common.topics_cli import SETTINGS as TOPIC_SETTINGS
 
-    marker = request.node.get_closest_marker("events_partitions")
-    partitions = marker.args[0] if marker else 6
-    test_pipeline = Pipeline(stack, pipeline_environ(stack, uuid.uuid4().hex[:10], partitions))
     config = test_pipeline.config(TOPIC_SETTINGS)
     admin = make_admin(config)
     specs = pipeline_topics(config)

@@ -13,6 +13,7 @@ from collections import Counter
 import pytest
 
 from statestore import METRICS, ApplyStatus, Kind, StateStore, WindowDelta
+from statestore.metrics import WINDOW_KEY_SUFFIXES
 
 W = 60
 
@@ -195,6 +196,33 @@ class StateStoreContract:
             assert totals.pages == {"/a": 1, "/b": 5, "/c": 1}
             assert totals.pages_overflow == 5 + 1 + 4
             assert totals.referrers_overflow == 0
+        finally:
+            store.reset()
+
+    def test_members_holding_the_list_separator_count_exactly(self, store):
+        users = ("a\nb", "a", "b", "\u00fc")
+        holding = delta(0, users=users, pages={"/x\ny": 2, "/x": 1, "/\u00e9": 3})
+        holding.categories = Counter({"home\ngarden": 2, "home": 1})
+        self.apply(store, 0, -1, 0, 0, [holding])
+        totals = store.read_window(0, [0])
+        assert totals.unique_users == 4
+        assert totals.pages == {"/x\ny": 2, "/x": 1, "/\u00e9": 3}
+        assert totals.categories == {"home\ngarden": 2, "home": 1}
+
+    def test_the_cap_holds_across_a_batch_larger_than_one_call_of_members(self, client):
+        store = StateStore(
+            client, f"contract-{uuid.uuid4().hex[:8]}", "events", sorted_set_cap=1500
+        )
+        try:
+            self.apply(store, 0, -1, 0, 0, [delta(0, pages={"/old": 1})])
+            pages = {f"/p{n}": 2 for n in range(2500)} | {"/old": 3}
+            self.apply(store, 0, 0, 1, 1, [delta(0, pages=pages)])
+            pages_key = store.keys.window(0, 0)[WINDOW_KEY_SUFFIXES.index("pg")]
+            admitted = client.zrange(pages_key, 0, -1, withscores=True)
+            counts = {member.decode(): int(score) for member, score in admitted}
+            assert counts == {"/old": 4} | {f"/p{n}": 2 for n in range(1499)}
+            totals = store.read_window(0, [0])
+            assert totals.pages_overflow == 2 * (2500 - 1499)
         finally:
             store.reset()
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# redis.sh start|stop|status|serve: Debian's redis-server on loopback with AOF persistence.
+# redis.sh start|stop|status|serve [redis-server options]: Debian's redis-server on
+# loopback with AOF persistence.
 #
 # The one place that launches redis-server: `make up` runs `start` (daemonized, PID file
 # in $REDIS_DIR), and a chaos run's private Redis (load/redis_server.py) runs `serve`
 # (foreground, exec'd, so its parent can SIGKILL it and restart it from the AOF).
+# redis-cluster.sh runs `start --cluster-enabled yes ...` once per cluster node.
 # REDIS_PORT and REDIS_DIR choose the instance.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -29,20 +31,23 @@ redis_server() {
     --save "" --logfile "$REDIS_DIR/redis.log" --maxmemory-policy noeviction "$@"
 }
 
+# start [OPTIONS...]: daemonized; OPTIONS are added to the instance's settings.
 start() {
   if pid_alive "$PID_FILE" redis-server; then
     log "redis already running (pid $(cat "$PID_FILE"), 127.0.0.1:$REDIS_PORT)"
     return 0
   fi
   # A subshell: redis_server execs, and the daemon forks away from it.
-  (redis_server --daemonize yes --pidfile "$PID_FILE")
+  (redis_server --daemonize yes --pidfile "$PID_FILE" "$@")
   for _ in $(seq 1 50); do [ -s "$PID_FILE" ] && break; sleep 0.1; done
   log "redis started (pid $(cat "$PID_FILE"), 127.0.0.1:$REDIS_PORT, AOF in $REDIS_DIR/data)"
 }
 
-case "${1:-}" in
-  start) start ;;
-  serve) redis_server --daemonize no ;;
+action="${1:-}"
+shift || true
+case "$action" in
+  start) start "$@" ;;
+  serve) redis_server --daemonize no "$@" ;;
   stop) stop_pid "$PID_FILE" redis-server ;;
   status) pid_alive "$PID_FILE" redis-server ;;
   *) die "usage: redis.sh start|stop|status|serve" ;;

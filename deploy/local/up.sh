@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
 # up.sh: start (or reuse) the local Kafka broker and Redis, and wait until both answer.
+# REDIS_MODE=cluster starts the local Redis Cluster (redis-cluster.sh) instead of the
+# single Redis; services reach it with REDIS_CLUSTER=true and the URL printed at the end.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
+REDIS_MODE="${REDIS_MODE:-single}"
+case "$REDIS_MODE" in
+  single | cluster) ;;
+  *) die "REDIS_MODE is single or cluster, not '$REDIS_MODE'" ;;
+esac
+
 started=$(date +%s.%N)
-"$LOCAL_DIR/redis.sh" start
+if [ "$REDIS_MODE" = cluster ]; then
+  redis_url="$("$LOCAL_DIR/redis-cluster.sh" start) (REDIS_CLUSTER=true)"
+else
+  "$LOCAL_DIR/redis.sh" start
+  redis_url="redis://127.0.0.1:$REDIS_PORT/0"
+fi
 "$LOCAL_DIR/kafka.sh" start
 
 if ! command -v kcat >/dev/null; then
@@ -14,7 +27,7 @@ if ! command -v kcat >/dev/null; then
 fi
 
 deadline=$(( $(date +%s) + ${LOCAL_START_TIMEOUT:-120} ))
-until redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; do
+until [ "$REDIS_MODE" = cluster ] || redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; do
   [ "$(date +%s)" -lt "$deadline" ] || die "redis did not answer PING on 127.0.0.1:$REDIS_PORT; see $LOCAL_STATE_DIR/redis/redis.log"
   sleep 0.1
 done
@@ -37,4 +50,4 @@ until broker_ready; do
   sleep 0.2
 done
 elapsed=$(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
-log "ready in ${elapsed}s: kafka 127.0.0.1:$KAFKA_PORT, redis redis://127.0.0.1:$REDIS_PORT/0"
+log "ready in ${elapsed}s: kafka 127.0.0.1:$KAFKA_PORT, redis $redis_url"

@@ -3,9 +3,11 @@
 Each fault runs once on its own thread at a fixed share of the replay, so replica
 kills go on meanwhile: a Redis outage at a third of the replay
 (CHAOS_REDIS=outage: SIGTERM, down CHAOS_REDIS_OUTAGE_SECONDS, restart from the
-AOF; CHAOS_REDIS=restart: SIGKILL and restart at once), a broker restart at two
-thirds (CHAOS_BROKER=restart: SIGKILL, restart from its log directory). How long
-each was down is measured from the stop to the server answering again.
+AOF; CHAOS_REDIS=restart: SIGKILL and restart at once; CHAOS_REDIS=failover: a
+master of the shared Redis Cluster failed over to its replica, load.chaos.cluster),
+a broker restart at two thirds (CHAOS_BROKER=restart: SIGKILL, restart from its
+log directory). How long each was down is measured from the stop to the server
+answering again.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class InfrastructureFaults:
         report: ChaosReport,
         redis_server: RedisServer | None,
         kafka_server: KafkaServer | None,
+        cluster_failover: Callable[[], str] | None = None,
     ):
         self.report = report
         replay_s = config.chaos_windows * config.chaos_window_seconds / config.chaos_speed
@@ -49,6 +52,8 @@ class InfrastructureFaults:
             self.planned.append(
                 (replay_s * REDIS_AT, "redis", lambda: _redis_restart(redis_server))
             )
+        elif cluster_failover is not None and config.chaos_redis == "failover":
+            self.planned.append((replay_s * REDIS_AT, "redis", cluster_failover))
         if kafka_server is not None and config.chaos_broker == "restart":
             self.planned.append(
                 (replay_s * BROKER_AT, "broker", lambda: _broker_restart(kafka_server))

@@ -12,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
+from load.chaos.cluster import failover, require_cluster
 from load.chaos.faults import InfrastructureFaults
 from load.chaos.report import ChaosReport
 from load.chaos.scenario import RunTopics, play
@@ -24,6 +25,7 @@ from services.common.config import Config
 from services.common.kafka import make_admin, wait_for_broker
 from services.common.logging import get_logger
 from services.common.topics import TopicSpec, ensure_topics
+from statestore.keys import Keys
 
 log = get_logger("chaos")
 
@@ -99,6 +101,8 @@ class LocalReplicas:
 
 
 def run_local(config: Config, seed: int) -> ChaosReport:
+    if config.chaos_redis == "failover":
+        require_cluster(config)
     run_id = uuid.uuid4().hex[:8]
     workdir = Path(config.chaos_workdir) / run_id
     kafka_server = None
@@ -150,13 +154,16 @@ def _run_local(
     scraper = None
     try:
         redis_url = config.redis_url
-        if config.chaos_redis != "shared":
+        if config.chaos_redis == "failover":
+            report.redis_restarts = "0 (Redis Cluster of REDIS_URL, no failover done)"
+        elif config.chaos_redis != "shared":
             redis_server = RedisServer(workdir / "redis")
             redis_server.start()
             redis_url = redis_server.url
             report.redis_restarts = "0 (own Redis, not restarted)"
         run_config = config.replace(
             redis_url=redis_url,
+            redis_cluster=config.redis_cluster and redis_server is None,
             events_topic=topics.events,
             metrics_topic=topics.metrics,
             dlq_topic=topics.dlq,
@@ -165,7 +172,14 @@ def _run_local(
         _wait_healthy(replicas, report)
         scraper = Scraper(replicas)
         scraper.start()
-        faults = InfrastructureFaults(config, report, redis_server, kafka_server)
+        state_keys = Keys(name, topics.events)
+        faults = InfrastructureFaults(
+            config,
+            report,
+            redis_server,
+            kafka_server,
+            cluster_failover=lambda: failover(run_config, state_keys),
+        )
         target = LocalReplicas(config, replicas, scraper, report, faults)
         try:
             play(config, seed, topics, target, report, workdir)

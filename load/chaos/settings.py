@@ -76,8 +76,10 @@ SETTINGS = (
         "outage",
         "shared: use REDIS_URL; own: a private redis-server with AOF; "
         "restart: own, and SIGKILL/restart it halfway; "
-        "outage: own, stopped (SIGTERM) for CHAOS_REDIS_OUTAGE_SECONDS, then restarted",
-        choices=("shared", "own", "restart", "outage"),
+        "outage: own, stopped (SIGTERM) for CHAOS_REDIS_OUTAGE_SECONDS, then restarted; "
+        "failover: the Redis Cluster of REDIS_URL (REDIS_CLUSTER=true), the master of the "
+        "run's emission slot failed over to its replica (CLUSTER FAILOVER) mid-replay",
+        choices=("shared", "own", "restart", "outage", "failover"),
         aliases=("--redis",),
     ),
     Setting(

@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from starlette.exceptions import HTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -68,9 +69,13 @@ def create_app(config: Config) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         # The password travels apart from the URL; only the options that are set.
+        options = redis_options(config)
+        # On a cluster every key a reader's script, transaction or PFCOUNT names shares
+        # the emission slot (statestore.keys), so the same readers run on it.
+        client_class = AsyncRedisCluster if options.pop("cluster", False) else aioredis.Redis
         renamed = {"username": "username", "password": "password", "tls_ca_file": "ssl_ca_certs"}
-        options = {renamed[name]: value for name, value in redis_options(config).items()}
-        client = aioredis.Redis.from_url(
+        options = {renamed[name]: value for name, value in options.items()}
+        client = client_class.from_url(
             config.redis_url,
             **options,
             socket_timeout=config.api_redis_timeout_seconds,

@@ -185,6 +185,12 @@ REDIS = (
         "redis://127.0.0.1:6379/0",
         "Redis holding window state (rediss:// for TLS); give a password as REDIS_PASSWORD",
     ),
+    Setting(
+        "REDIS_CLUSTER",
+        False,
+        "REDIS_URL names one node of a Redis Cluster; the client discovers the others",
+        parse=parse_bool,
+    ),
     Setting("REDIS_USERNAME", "", "Redis ACL user (Redis 6+); empty: the default user"),
     Setting("REDIS_PASSWORD", "", "Redis AUTH password; empty: no AUTH", secret=True),
     Setting(
@@ -235,8 +241,8 @@ REDIS_RETRY_SECONDS = Setting(
 )
 
 
-def redis_options(config: Config) -> dict[str, str]:
-    """The credentials and TLS CA for StateStore.from_url, from the REDIS_* settings.
+def redis_options(config: Config) -> dict[str, str | bool]:
+    """The credentials, TLS CA and cluster mode for StateStore.from_url, from REDIS_*.
 
     The password travels apart from REDIS_URL so that no character in it can change
     where the URL points, and so that a Secret can feed it to a pod unchanged.
@@ -253,6 +259,7 @@ def redis_options(config: Config) -> dict[str, str]:
         "username": config.redis_username,
         "password": config.redis_password,
         "tls_ca_file": config.redis_tls_ca_file,
+        "cluster": config.redis_cluster,
     }
     return {name: value for name, value in options.items() if value}
 

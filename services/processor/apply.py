@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from services.common.logging import get_logger
 from services.common.observability import APPLY_SECONDS, BATCHES, EVENTS_APPLIED, LATE_EVENTS
 from services.common.windowing import Windowing
-from services.processor.dead_letters import DeadLetters
+from services.processor.dead_letters import DeadLetterError, DeadLetters
 from services.processor.decode import PartitionBatch
 from services.processor.fold import Folded, fold
 from statestore import ApplyResult, ApplyStatus, StateStore
@@ -23,6 +24,16 @@ from statestore import ApplyResult, ApplyStatus, StateStore
 log = get_logger("processor.apply")
 
 TOO_LATE = "too_late"
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A folded batch ready for the apply script, and the fence it expects."""
+
+    folded: Folded
+    dead_letters: Counter
+    dead_sent: set[int]  # offsets already sent to the dead-letter topic
+    expected_fence: int
 
 
 @dataclass
@@ -50,8 +61,11 @@ class BatchApplier:
         self.owner = owner
         self.dead_letters = dead_letters
         self.windowing = windowing
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="apply-sender")
 
-    def apply(self, batch: PartitionBatch, cursor: PartitionCursor) -> ApplyStatus:
+    def apply(
+        self, batch: PartitionBatch, cursor: PartitionCursor, dead_sent: set[int] | None = None
+    ) -> ApplyStatus:
         """Apply `batch` on top of `cursor`; returns APPLIED or STALE.
 
         1. Fold the events with the partition's watermark and seal.
@@ -62,49 +76,102 @@ class BatchApplier:
            take the new seal and go back to 1, so its events become too late.
            STALE: another writer moved the fence; the caller re-reads and seeks.
         """
-        dead_sent: set[int] = set()
+        dead_sent = set() if dead_sent is None else dead_sent
         while True:
-            folded = fold(
-                batch.events,
-                cursor.watermark_s,
-                cursor.sealed_before,
-                self.windowing,
-                self.normalize_page_urls,
-            )
-            dead_letters = Counter(reject.reason for reject in batch.rejects)
-            dead_letters[TOO_LATE] += len(folded.too_late)
-            self._send_dead_letters(batch, folded.too_late, dead_sent)
-            started = time.perf_counter()
-            result = self.store.apply_batch(
-                batch.partition,
-                cursor.fence,
-                batch.first_offset,
-                batch.last_offset,
-                folded.deltas,
-                folded.watermark_s,
-                +dead_letters,
-                now_ms=int(time.time() * 1000),
-                owner=self.owner,
-            )
-            APPLY_SECONDS.observe(time.perf_counter() - started)
-            BATCHES.labels(result.status.name.lower()).inc()
-            if result.status is ApplyStatus.SEALED:
-                log.info(
-                    "windows sealed under this batch, refolding",
-                    topic=batch.topic,
-                    partition=batch.partition,
-                    first_offset=batch.first_offset,
-                    sealed_before=result.sealed_before,
-                )
-                cursor.sealed_before = result.sealed_before
-                continue
-            self._settle(batch, cursor, folded, result)
-            return result.status
+            prepared = self._prepare(batch, cursor, dead_sent)
+            status = self._settle(batch, cursor, prepared, self._run_script(batch, prepared))
+            if status is not None:
+                return status
+
+    def apply_all(
+        self, work: list[tuple[PartitionBatch, PartitionCursor]]
+    ) -> list[ApplyStatus | DeadLetterError]:
+        """Apply one poll's batches, each as `apply` does, folding the next partition's
+        batch while Redis runs the script of the one before.
+
+        A poll holds at most one batch per partition, and partitions share nothing (each
+        has its own fence, watermark and seal), so their scripts may run in any order;
+        only one script is in flight at a time, on the sender thread, which waits on the
+        socket without the GIL. Each batch's outcome is its status, or the
+        DeadLetterError that left it unapplied (the caller holds it back).
+        """
+        outcomes: list[ApplyStatus | DeadLetterError | None] = [None] * len(work)
+        in_flight: list[tuple[int, _Prepared, Future]] = []
+        try:
+            for index, (batch, cursor) in enumerate(work):
+                try:
+                    prepared = self._prepare(batch, cursor, set())
+                except DeadLetterError as error:
+                    outcomes[index] = error
+                    continue
+                future = self._sender.submit(self._run_script, batch, prepared)
+                in_flight.append((index, prepared, future))
+            for index, prepared, future in in_flight:
+                batch, cursor = work[index]
+                status = self._settle(batch, cursor, prepared, future.result())
+                if status is None:  # SEALED (rare): refold it alone, dead letters not resent
+                    status = self.apply(batch, cursor, prepared.dead_sent)
+                outcomes[index] = status
+        finally:
+            for _, _, future in in_flight:
+                future.cancel()  # after an error: no script runs for a batch left unsettled
+        return outcomes
+
+    def close(self) -> None:
+        self._sender.shutdown(wait=True)
+
+    def _prepare(
+        self, batch: PartitionBatch, cursor: PartitionCursor, dead_sent: set[int]
+    ) -> _Prepared:
+        folded = fold(
+            batch.events,
+            cursor.watermark_s,
+            cursor.sealed_before,
+            self.windowing,
+            self.normalize_page_urls,
+            batch.event_time_bounds,
+        )
+        dead_letters = Counter(reject.reason for reject in batch.rejects)
+        dead_letters[TOO_LATE] += len(folded.too_late)
+        self._send_dead_letters(batch, folded.too_late, dead_sent)
+        return _Prepared(folded, +dead_letters, dead_sent, cursor.fence)
+
+    def _run_script(self, batch: PartitionBatch, prepared: _Prepared) -> ApplyResult:
+        started = time.perf_counter()
+        result = self.store.apply_batch(
+            batch.partition,
+            prepared.expected_fence,
+            batch.first_offset,
+            batch.last_offset,
+            prepared.folded.deltas,
+            prepared.folded.watermark_s,
+            prepared.dead_letters,
+            now_ms=int(time.time() * 1000),
+            owner=self.owner,
+        )
+        APPLY_SECONDS.observe(time.perf_counter() - started)
+        BATCHES.labels(result.status.name.lower()).inc()
+        return result
 
     def _settle(
-        self, batch: PartitionBatch, cursor: PartitionCursor, folded: Folded, result: ApplyResult
-    ) -> None:
-        """Step 4 of `apply` for APPLIED and STALE."""
+        self,
+        batch: PartitionBatch,
+        cursor: PartitionCursor,
+        prepared: _Prepared,
+        result: ApplyResult,
+    ) -> ApplyStatus | None:
+        """Take the script's result into the cursor; None when the batch must be refolded."""
+        folded = prepared.folded
+        if result.status is ApplyStatus.SEALED:
+            log.info(
+                "windows sealed under this batch, refolding",
+                topic=batch.topic,
+                partition=batch.partition,
+                first_offset=batch.first_offset,
+                sealed_before=result.sealed_before,
+            )
+            cursor.sealed_before = result.sealed_before
+            return None
         if result.status is ApplyStatus.APPLIED:
             cursor.fence = result.fence
             cursor.watermark_s = folded.watermark_s
@@ -112,16 +179,17 @@ class BatchApplier:
             applied = len(batch.events) - len(folded.too_late)
             EVENTS_APPLIED.labels(str(batch.partition)).inc(applied)
             LATE_EVENTS.inc(folded.late)
-            return
-        log.warning(
-            "batch refused: fence moved",
-            topic=batch.topic,
-            partition=batch.partition,
-            first_offset=batch.first_offset,
-            last_offset=batch.last_offset,
-            expected_fence=cursor.fence,
-            stored_fence=result.fence,
-        )
+        else:
+            log.warning(
+                "batch refused: fence moved",
+                topic=batch.topic,
+                partition=batch.partition,
+                first_offset=batch.first_offset,
+                last_offset=batch.last_offset,
+                expected_fence=prepared.expected_fence,
+                stored_fence=result.fence,
+            )
+        return result.status
 
     def _send_dead_letters(
         self, batch: PartitionBatch, too_late: list[int], already_sent: set[int]

@@ -19,6 +19,7 @@ producer since Kafka 0.10 stamps its records.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import groupby
 from operator import attrgetter, itemgetter
 from typing import Final
@@ -57,6 +58,10 @@ class PartitionBatch:
     events: list[ClickEvent] = field(default_factory=list)
     event_messages: list[Message] = field(default_factory=list)  # parallel to events
     rejects: list[Reject] = field(default_factory=list)
+    # The earliest and latest event time in `events`, so fold need not compare them all
+    # again; None when unknown (a run of the batch was walked record by record).
+    event_time_bounds: tuple[datetime, datetime] | None = None
+    walked: bool = False
 
     @property
     def first_offset(self) -> int:
@@ -111,24 +116,35 @@ def decode(
             if max(map(len, values)) > MAX_EVENT_BYTES:
                 raise ValueError("oversized record in run")
             events = list(map(_decode_json, values))
-            in_bounds = _event_times_in_bounds(events, run, max_future_skew_s)
+            # Aware datetimes compare in C; only the extremes are converted.
+            earliest = min(map(_timestamp, events))
+            latest = max(map(_timestamp, events))
+            in_bounds = _event_times_in_bounds(earliest, latest, run, max_future_skew_s)
         except Exception:  # anything at all: the slow path names each record's reason
             in_bounds = False
             events = None
         if in_bounds:
             batch.events += events
             batch.event_messages += run
+            if not batch.walked:
+                bounds = batch.event_time_bounds
+                batch.event_time_bounds = (
+                    (earliest, latest)
+                    if bounds is None
+                    else (min(bounds[0], earliest), max(bounds[1], latest))
+                )
         else:
+            batch.walked, batch.event_time_bounds = True, None
             _decode_one_by_one(batch, run, values, events, max_future_skew_s)
     return Decoded(list(batches.values()), reached_end, errors)
 
 
-def _event_times_in_bounds(events: list[ClickEvent], run: list[Message], skew_s: float) -> bool:
+def _event_times_in_bounds(
+    earliest: datetime, latest: datetime, run: list[Message], skew_s: float
+) -> bool:
     """True if every event time is in the sane range and within skew of its record's."""
-    # Aware datetimes compare in C. librdkafka reports a missing record timestamp as
-    # -1 ms, which no event time in the sane range can pass, so such a run is walked.
-    earliest = min(map(_timestamp, events))
-    latest = max(map(_timestamp, events))
+    # librdkafka reports a missing record timestamp as -1 ms, which no event time in
+    # the sane range can pass, so such a run is walked.
     if earliest < EARLIEST_EVENT_TIME or latest >= LATEST_EVENT_TIME:
         return False
     earliest_record_ms = min(map(_millis, map(_record_timestamp, run)))

@@ -50,14 +50,18 @@ def fold(
     sealed_before: int,
     windowing: Windowing,
     normalize_page_urls: bool = True,
+    time_bounds: tuple[datetime, datetime] | None = None,
 ) -> Folded:
+    """`time_bounds`, when given, are the earliest and latest event time in `events`
+    (decode found them already)."""
     lateness = windowing.allowed_lateness_s
     current = float("-inf") if watermark_s is None else watermark_s
     if not events:
         return Folded([], [], watermark_s, 0)
-    # Aware datetimes compare in C; only the extremes need converting here.
-    earliest = min(map(_timestamp, events)).timestamp()
-    latest = max(map(_timestamp, events)).timestamp()
+    if time_bounds is None:
+        # Aware datetimes compare in C; only the extremes need converting here.
+        time_bounds = min(map(_timestamp, events)), max(map(_timestamp, events))
+    earliest, latest = time_bounds[0].timestamp(), time_bounds[1].timestamp()
     window_start = windowing.start_of(earliest)
     if (
         latest < windowing.end_of(window_start)

@@ -227,28 +227,25 @@ class Processor:
         return 0
 
     def _process(self, messages: list) -> None:
-        """decode -> fold -> apply, one partition batch at a time; then commit for lag tools."""
+        """decode -> fold -> apply the poll's partition batches; then commit for lag tools."""
         decoded = decode(messages, self.config.max_future_skew_seconds)
         for error in decoded.errors:
             log.error("consume error", topic=self.topic, error=str(error))
-        applied = []
-        for batch in decoded.batches:
-            partition = batch.partition
-            cursor = self.cursors.get(partition)
-            if cursor is None:
-                continue  # revoked while the batch was in flight
+        owned = self.cursors  # a batch of a partition revoked while in flight is dropped
+        work = [(b, owned[b.partition]) for b in decoded.batches if b.partition in owned]
+        for batch, cursor in work:
             cursor.caught_up_offset = None
-            RECORDS_CONSUMED.labels(str(partition)).inc(len(batch.messages))
-            try:
-                status = self.applier.apply(batch, cursor)
-            except DeadLetterError as error:
-                self._hold_back(batch, error)
+            RECORDS_CONSUMED.labels(str(batch.partition)).inc(len(batch.messages))
+        applied = []
+        for (batch, _), outcome in zip(work, self.applier.apply_all(work), strict=True):
+            if isinstance(outcome, DeadLetterError):
+                self._hold_back(batch, outcome)
                 continue
             self.dead_letter_outage.succeeded()
-            if status is ApplyStatus.APPLIED:
-                applied.append(TopicPartition(self.topic, partition, batch.last_offset + 1))
+            if outcome is ApplyStatus.APPLIED:
+                applied.append(TopicPartition(self.topic, batch.partition, batch.last_offset + 1))
             else:
-                self._resync(partition)
+                self._resync(batch.partition)
         if applied:
             self.consumer.commit(offsets=applied, asynchronous=True)
         # After the records: an end-of-partition event follows the partition's last record.
@@ -375,6 +372,7 @@ class Processor:
             log.warning("final commit failed", error=str(error))
         if self.emitter is not None:
             self.emitter.release()
+        self.applier.close()
         self.consumer.close()
         self.metrics_producer.flush(SHUTDOWN_FLUSH_TIMEOUT_S)
         self.dead_letters.producer.flush(SHUTDOWN_FLUSH_TIMEOUT_S)

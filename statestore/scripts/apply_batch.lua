@@ -17,9 +17,10 @@
 -- ARGV[9]   hll_keys: HLL keys per window
 -- ARGV[10]  sorted_set_keys: sorted-set keys per window
 -- ARGV[11]  windows: W, the number of windows, then W window starts
--- then per window: counters (n, then n field/increment pairs), each HLL (n, then n
--- members), each sorted set (its overflow field in the counters hash, n, then n
--- member/increment pairs in first-occurrence order);
+-- then per window: the counters (a list of fields, then their increments), each HLL
+-- (a list of members), each sorted set (its overflow field in the counters hash, a
+-- list of members in first-occurrence order, then their increments), where a list
+-- is read by take_list and increments by take_numbers;
 -- then dead letters: n, then n reason/count pairs.
 -- (statestore.codec.APPLY_ARGV names these positions; a unit test holds them equal.)
 --
@@ -41,7 +42,7 @@ local hll_keys = tonumber(ARGV[9])
 local sorted_set_keys = tonumber(ARGV[10])
 local windows = tonumber(ARGV[11])
 local HEADER = 11
-local PFADD_SLICE = 1000  -- unpack() is bounded by Lua's C stack; add members in slices
+local SLICE = 1000  -- members per call: unpack() is bounded by Lua's C stack
 
 local fence = tonumber(redis.call('HGET', partition, 'fence') or '-1')
 local sealed_before = tonumber(redis.call('HGET', partition, 'sealed_before') or '-1')
@@ -63,50 +64,77 @@ local function take()
   return value
 end
 
-local function add_members(key, n)
-  local chunk = {}
-  for _ = 1, n do
-    chunk[#chunk + 1] = take()
-    if #chunk == PFADD_SLICE then
-      redis.call('PFADD', key, unpack(chunk))
-      chunk = {}
+-- A list of members: -n and one argument of n members joined by "\n", or n and then
+-- n arguments (statestore.codec.encode_members).
+local function take_list()
+  local n = tonumber(take())
+  local list = {}
+  if n < 0 then
+    -- A plain find (memchr-like) per member: cheaper than a pattern's character class.
+    local packed, start = take(), 1
+    for i = 1, -n - 1 do
+      local stop = string.find(packed, '\n', start, true)
+      list[i] = string.sub(packed, start, stop - 1)
+      start = stop + 1
+    end
+    list[-n] = string.sub(packed, start)
+  else
+    for i = 1, n do
+      list[i] = take()
     end
   end
-  if #chunk > 0 then
-    redis.call('PFADD', key, unpack(chunk))
+  return list
+end
+
+-- Integers in one argument, space-separated (statestore.codec.encode_numbers).
+local function take_numbers()
+  local numbers = {}
+  for number in string.gmatch(take(), '%S+') do
+    numbers[#numbers + 1] = number
+  end
+  return numbers
+end
+
+-- PFADD, ZMSCORE and ZADD take many members per call; unpack() in slices.
+local function add_members(key, members)
+  for i = 1, #members, SLICE do
+    redis.call('PFADD', key, unpack(members, i, math.min(i + SLICE - 1, #members)))
   end
 end
 
 -- A sorted set admits new members up to the cap; the increments of refused ones
 -- go to its overflow counter. Members arrive in first-occurrence order and the
 -- fence orders batches, so which members get in depends only on the partition's
--- records, never on batch boundaries. One ZCARD per key; ZSCORE per member only
--- when this batch could reach the cap.
-local function add_capped(key, counters, overflow_field, n)
+-- records, never on batch boundaries. One ZCARD, then per slice one ZMSCORE (which
+-- members exist, and their scores) and one ZADD of the summed scores: a ZINCRBY per
+-- member cost Redis a command each. Counts are integers far below 2^53, so the sum
+-- in a Lua double is exactly what ZINCRBY would store. Returns the refused count.
+local function add_capped(key, members, increments)
   local size = redis.call('ZCARD', key)
-  if size + n <= sorted_set_cap then
-    for _ = 1, n do
-      local member = take()
-      redis.call('ZINCRBY', key, take(), member)
-    end
-    return
-  end
   local refused = 0
-  for _ = 1, n do
-    local member = take()
-    local increment = take()
-    if redis.call('ZSCORE', key, member) then
-      redis.call('ZINCRBY', key, increment, member)
-    elseif size < sorted_set_cap then
-      redis.call('ZINCRBY', key, increment, member)
-      size = size + 1
-    else
-      refused = refused + tonumber(increment)
+  for i = 1, #members, SLICE do
+    local last = math.min(i + SLICE - 1, #members)
+    local scores = redis.call('ZMSCORE', key, unpack(members, i, last))
+    local pairs_ = {}
+    for j = i, last do
+      local score = scores[j - i + 1]
+      local increment = tonumber(increments[j])
+      if score then
+        pairs_[#pairs_ + 1] = tonumber(score) + increment
+        pairs_[#pairs_ + 1] = members[j]
+      elseif size < sorted_set_cap then
+        pairs_[#pairs_ + 1] = increment
+        pairs_[#pairs_ + 1] = members[j]
+        size = size + 1
+      else
+        refused = refused + increment
+      end
+    end
+    if #pairs_ > 0 then
+      redis.call('ZADD', key, unpack(pairs_))
     end
   end
-  if refused > 0 then
-    redis.call('HINCRBY', counters, overflow_field, refused)
-  end
+  return refused
 end
 
 local keys_per_window = 1 + hll_keys + sorted_set_keys
@@ -114,16 +142,21 @@ for i = 1, windows do
   local window_start = ARGV[HEADER + i]
   local base = 2 + (i - 1) * keys_per_window
   local counters = KEYS[base + 1]
-  for _ = 1, tonumber(take()) do
-    local field = take()
-    redis.call('HINCRBY', counters, field, take())
+  local fields = take_list()
+  local increments = take_numbers()
+  for f = 1, #fields do
+    redis.call('HINCRBY', counters, fields[f], increments[f])
   end
   for h = 1, hll_keys do
-    add_members(KEYS[base + 1 + h], tonumber(take()))
+    add_members(KEYS[base + 1 + h], take_list())
   end
   for z = 1, sorted_set_keys do
     local overflow_field = take()
-    add_capped(KEYS[base + 1 + hll_keys + z], counters, overflow_field, tonumber(take()))
+    local members = take_list()
+    local refused = add_capped(KEYS[base + 1 + hll_keys + z], members, take_numbers())
+    if refused > 0 then
+      redis.call('HINCRBY', counters, overflow_field, refused)
+    end
   end
   for k = 1, keys_per_window do
     redis.call('EXPIRE', KEYS[base + k], ttl_s)

@@ -2,10 +2,11 @@
 
 Replicas SIGKILLed mid-window, a Redis outage longer than 10 s, poison records in
 the stream: every window exact, every planted reject in the DLQ under its reason,
-no replica exit that chaos did not cause. A second run restarts its own broker
-instead. Each is a minute of paced replay over six 10 s windows, a kill every
-~5 s, then the wait for the last window's final record (grace + allowed
-lateness after the stream ends): about two minutes.
+no replica exit that chaos did not cause. A second run keeps its state on the
+Redis Cluster, fails a master over and restarts its own broker instead. Each is a
+minute of paced replay over six 10 s windows, a kill every ~5 s, then the wait for
+the last window's final record (grace + allowed lateness after the stream ends):
+about two minutes.
 """
 
 from __future__ import annotations
@@ -66,10 +67,22 @@ def test_kills_a_redis_outage_and_poison_records_cost_no_event_and_no_replica(st
     assert_exact(report)
 
 
-def test_a_broker_restart_costs_no_event_and_no_replica(stack, tmp_path):
-    config = chaos_config(stack, tmp_path, CHAOS_BROKER="restart", CHAOS_REDIS="shared")
+def test_a_broker_restart_and_a_redis_cluster_failover_cost_no_event_and_no_replica(
+    stack, redis_cluster, tmp_path
+):
+    """The state on the Redis Cluster: its emission-slot master fails over at a third of
+    the replay, the run's own broker restarts at two thirds."""
+    config = chaos_config(
+        stack,
+        tmp_path,
+        CHAOS_BROKER="restart",
+        CHAOS_REDIS="failover",
+        REDIS_URL=redis_cluster.url,
+        REDIS_CLUSTER="true",
+    )
     report = chaos.run_local(config, seed=SEED + 1)
     chaos.print_verdict(report, seed=SEED + 1)
 
     assert report.broker_restarts.startswith("1, down ")
+    assert report.redis_restarts.startswith("1 failover, ")
     assert_exact(report)

@@ -159,6 +159,26 @@ def assert_ground_truth(published: PublishedWindows, expected: dict[str, dict]) 
     assert not problems, problems
 
 
+def assert_revisions_well_formed(published: PublishedWindows) -> None:
+    """Revisions of a window run 1, 2, ... and a re-published revision is the same bytes."""
+    for start, records in published.records.items():
+        seen = {}
+        for record in records:
+            if record.revision in seen:  # a re-published revision must be the same bytes
+                assert record.content() == seen[record.revision], start
+            seen[record.revision] = record.content()
+        assert sorted(seen) == list(range(1, len(seen) + 1)), (start, sorted(seen))
+
+
+def paced_produce(config: Config, events: list[ClickEvent], seconds: float) -> None:
+    """Produce `events` in slices spread over about `seconds`."""
+    slices = 20
+    size = len(events) // slices + 1
+    for index in range(slices):
+        produce(config, events[index * size : (index + 1) * size])
+        time.sleep(seconds / slices)
+
+
 def applied(store, partitions: int) -> int:
     """Records whose effect is in Redis, by the fences of the first `partitions` partitions."""
     return sum(state.fence + 1 for state in store.partition_states(range(partitions)).values())

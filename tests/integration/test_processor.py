@@ -30,9 +30,11 @@ from tests.integration.harness import (
     all_final,
     applied,
     assert_ground_truth,
+    assert_revisions_well_formed,
     dataset,
     expected_windows,
     mismatches,
+    paced_produce,
     produce,
     read_windows,
     wait_until,
@@ -40,16 +42,6 @@ from tests.integration.harness import (
 from tests.integration.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.integration
-
-
-def assert_revisions_well_formed(published):
-    for start, records in published.records.items():
-        seen = {}
-        for record in records:
-            if record.revision in seen:  # a re-published revision must be the same bytes
-                assert record.content() == seen[record.revision], start
-            seen[record.revision] = record.content()
-        assert sorted(seen) == list(range(1, len(seen) + 1)), (start, sorted(seen))
 
 
 def test_published_windows_equal_ground_truth(pipeline, tmp_path):
@@ -119,15 +111,6 @@ def test_killed_replica_mid_window_counts_every_event_once(pipeline, tmp_path):
     assert replicas.kills >= 4
     assert_ground_truth(published, expected)
     assert_revisions_well_formed(published)
-
-
-def paced_produce(config, events, seconds):
-    """Produce `events` in slices spread over about `seconds`."""
-    slices = 20
-    size = len(events) // slices + 1
-    for index in range(slices):
-        produce(config, events[index * size : (index + 1) * size])
-        time.sleep(seconds / slices)
 
 
 def test_frozen_zombie_replica_resuming_after_takeover_counts_once(pipeline, tmp_path):

@@ -107,3 +107,39 @@ def test_a_refold_does_not_send_a_dead_letter_twice(store):
     assert status is ApplyStatus.APPLIED
     offsets = sorted(dict(r.headers)["dlq.source.offset"] for r in producer.delivered)
     assert offsets == [b"0", b"1"]
+
+
+def test_a_poll_holds_back_only_the_batch_whose_dead_letters_went_unconfirmed(store):
+    apply, _ = applier(store, FakeProducer(fail=True))
+    cursors = [fresh_cursor(store, partition) for partition in range(3)]
+    work = [
+        (batch(TOPIC, 0, 0, [click(T0 + 1)]), cursors[0]),
+        (batch(TOPIC, 1, 0, [click(T0 + 2)], rejects=1), cursors[1]),
+        (batch(TOPIC, 2, 0, [click(T0 + 3), click(T0 + 4, "u2")]), cursors[2]),
+    ]
+    outcomes = apply.apply_all(work)
+    assert outcomes[0] is ApplyStatus.APPLIED and outcomes[2] is ApplyStatus.APPLIED
+    assert isinstance(outcomes[1], DeadLetterError)
+    states = store.partition_states(range(3))
+    assert [states[p].fence for p in range(3)] == [0, NO_FENCE, 1]
+    assert [cursor.fence for cursor in cursors] == [0, NO_FENCE, 1]
+    assert store.read_window(T0, range(3)).events == 3
+
+
+def test_a_poll_refolds_only_the_batch_under_a_sealed_window_and_sends_its_dead_letters_once(
+    store,
+):
+    apply, producer = applier(store)
+    cursors = [fresh_cursor(store, partition) for partition in range(2)]
+    store.seal([0], T0 + 60)  # after the cursors were read
+    work = [
+        (batch(TOPIC, 0, 0, [click(T0 + 1), click(T0 + 61, "u2")], rejects=1), cursors[0]),
+        (batch(TOPIC, 1, 0, [click(T0 + 2)]), cursors[1]),
+    ]
+    assert apply.apply_all(work) == [ApplyStatus.APPLIED, ApplyStatus.APPLIED]
+    assert store.read_window(T0, [0]).events == 0
+    assert store.read_window(T0 + 60, [0]).events == 1
+    assert store.read_window(T0, [1]).events == 1
+    offsets = sorted(dict(r.headers)["dlq.source.offset"] for r in producer.delivered)
+    assert offsets == [b"0", b"2"]
+    assert store.partition_states([0])[0].dead_letters == {TOO_LATE: 1, "not_json": 1}

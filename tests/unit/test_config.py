@@ -135,3 +135,12 @@ def test_processor_normalises_page_urls_unless_switched_off():
     assert cfg.load(PROCESSOR, parser.parse_args([]), environ).normalize_page_urls is False
     flag = parser.parse_args(["--normalize-page-urls", "no"])
     assert cfg.load(PROCESSOR, flag, {}).normalize_page_urls is False
+
+
+def test_redis_cluster_mode_reaches_the_store_and_the_replicas_a_tool_starts():
+    from load.fleet import processor_env
+
+    config = parse([], {"REDIS_URL": "redis://node-2:7001/0", "REDIS_CLUSTER": "true"})
+    assert cfg.redis_options(config) == {"cluster": True}
+    assert processor_env(config)["REDIS_CLUSTER"] == "True"
+    assert parse([], processor_env(config)).redis_cluster is True

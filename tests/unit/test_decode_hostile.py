@@ -294,3 +294,22 @@ def test_decode_event_raises_nothing_but_invalid_event(value):
         assert invalid.reason in schema.REJECTION_REASONS
     else:
         assert schema.EARLIEST_EVENT_TIME <= event.timestamp < schema.LATEST_EVENT_TIME
+
+
+def test_event_time_bounds_cover_the_batch_across_runs_and_are_dropped_once_one_is_walked():
+    times = ["2026-11-29T11:58:00Z", "2026-11-29T11:50:00Z", "2026-11-29T11:59:30Z"]
+    # Two runs of partition 0 (a run of partition 1 between them), all decoded at once.
+    messages = [
+        record(event_bytes(timestamp=times[0]), 0),
+        record(event_bytes(timestamp=times[1]), 0, partition=1),
+        record(event_bytes(timestamp=times[1]), 1),
+        record(event_bytes(timestamp=times[2]), 2),
+    ]
+    (first, second) = decode(messages, max_future_skew_s=300).batches
+    assert first.event_time_bounds == (
+        datetime(2026, 11, 29, 11, 50, tzinfo=UTC),
+        datetime(2026, 11, 29, 11, 59, 30, tzinfo=UTC),
+    )
+    assert second.event_time_bounds == (datetime(2026, 11, 29, 11, 50, tzinfo=UTC),) * 2
+    walked = decode([*messages, record(b"not json", 3)], max_future_skew_s=300).batches[0]
+    assert walked.event_time_bounds is None and len(walked.events) == 3
