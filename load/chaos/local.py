@@ -124,7 +124,7 @@ def run_local(config: Config, seed: int) -> ChaosReport:
     return report
 
 
-# One run's set-up and tear-down, in order: split, it would read worse.
+# long: one run's set-up and tear-down, in order; split, it would read worse.
 def _run_local(
     config: Config, seed: int, run_id: str, workdir: Path, kafka_server: KafkaServer | None
 ) -> ChaosReport:
