@@ -35,8 +35,11 @@ produce: topics
 	clickstream produce
 
 # The benchmark suite against the local stack: prints one table of figures.
+# BENCH_ARGS passes flags: --suite throughput (replicas 1-3, Redis CPU, hot slot) or
+# --suite takeover (kill-to-processing per group protocol).
+BENCH_ARGS ?=
 bench: topics
-	clickstream bench
+	clickstream bench $(BENCH_ARGS)
 
 # The HTTP API under wrk on loopback: /v1/windows/latest and a 24-hour rollup (README
 # "HTTP API"); API_BENCH_* settings (python -m load.api_bench --help) change the run.

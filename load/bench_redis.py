@@ -15,6 +15,7 @@ from pathlib import Path
 import redis
 
 from load.redis_server import RedisServer
+from load.sizing import single_redis
 
 EVENTS_PER_FIGURE = 1_000_000
 
@@ -32,15 +33,13 @@ def redis_cost_rows(bench, topic: str, events: int, bare: float) -> None:
     """Add the private-Redis rows to `bench` (a load.bench.Bench): the processor's rate
     with a Redis of its own, and that Redis' CPU seconds per million events."""
     server = RedisServer(Path(tempfile.mkdtemp(prefix=f"bench-{bench.run_id}-redis-")))
-    shared = bench.config
     server.start()
     try:
-        bench.config = shared.replace(redis_url=server.url, redis_password="")
         before = redis_cpu_seconds(server.url)
-        rate, _ = bench.processor_rate(topic, events, 1)
+        private = single_redis(bench.config, server.url)
+        rate = bench.processor_rate(topic, events, 1, private).events_per_s
         used = redis_cpu_seconds(server.url) - before
     finally:
-        bench.config = shared
         server.stop()
     bench.add(
         "processor, 1 replica, private Redis",

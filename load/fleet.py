@@ -55,9 +55,11 @@ def processor_env(config: Config, **settings: object) -> dict[str, str]:
 
 
 class ProcessorFleet:
-    def __init__(self, environ: Mapping[str, str], log_dir: Path):
+    def __init__(self, environ: Mapping[str, str], log_dir: Path, static_membership: bool = False):
         self.environ = {**os.environ, **environ}
         self.log_dir = log_dir
+        # As a StatefulSet does: replica i rejoins the group under the same instance id.
+        self.static_membership = static_membership
         self.replicas: dict[int, Replica] = {}
         self.kills = 0
         self.restarts = 0
@@ -70,10 +72,12 @@ class ProcessorFleet:
         if replica in self.replicas:
             self.restarts += 1
         else:
+            name = self.replica_id(replica)
+            membership = {"GROUP_INSTANCE_ID": name} if self.static_membership else {}
             self.replicas[replica] = Replica(
                 replica,
                 PROCESS_COMMAND,
-                {**self.environ, "PROCESSOR_ID": self.replica_id(replica)},
+                {**self.environ, "PROCESSOR_ID": name, **membership},
                 metrics_port=int(self.environ.get("METRICS_PORT", "0")),
                 log_path=self.log_dir / f"processor-{replica}.log",
             )
@@ -95,6 +99,16 @@ class ProcessorFleet:
             int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")
         )
         return kilobytes / 1024
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the running replicas so far (/proc/<pid>/stat)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for replica in self.replicas.values():
+            # Fields after the command name, which is in parentheses and may hold spaces.
+            fields = Path(f"/proc/{replica.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        return total
 
     def stop_all(self, timeout_s: float = 30) -> list[int]:
         """SIGTERM every replica (SIGKILL past the timeout); exit codes, 0 when clean."""

@@ -1,7 +1,7 @@
 """`clickstream memory`: Redis memory per window and per million events, measured.
 
 Generates realistic traffic (the producer's generator), splits it over the
-events topic's 6 partitions by user, folds it in batches and applies it through
+events topic's partitions (EVENTS_PARTITIONS, 6) by user, folds it in batches and applies it through
 the real StateStore into a fresh namespace of the configured Redis, as the
 processor does. Then it sums `MEMORY USAGE` (exact: SAMPLES 0) over the
 namespace's keys and prints:
@@ -26,6 +26,7 @@ import redis
 from services.common import config as cfg
 from services.common.config import Config, Setting, positive_int, redis_options
 from services.common.schema import ClickEvent
+from services.common.topics import EVENTS_PARTITIONS
 from services.common.windowing import Windowing
 from services.processor.fold import fold
 from services.producer.generator import TrafficGenerator
@@ -34,12 +35,12 @@ from statestore.metrics import BREAKDOWNS, COUNTERS, HLLS, SORTED_SETS
 
 SETTINGS = (
     cfg.WINDOW_SECONDS,
+    EVENTS_PARTITIONS,
     Setting("MEMORY_EVENTS", 1_000_000, "events to apply", parse=positive_int),
     Setting("MEMORY_RATE", 1000, "events per second of event time", parse=positive_int),
     Setting("MEMORY_USERS", 10_000, "distinct users in the traffic", parse=positive_int),
 )
 
-PARTITIONS = 6  # the events topic's partitions (services.common.topics)
 BATCH_EVENTS = 1000  # per partition batch: a 5,000-record poll over 6 partitions, rounded up
 START_S = 1_767_225_600  # 2026-01-01T00:00:00Z: a window start for any window size
 TOPIC = "memory-events"
@@ -68,8 +69,9 @@ def _apply(store: StateStore, config: Config) -> list[int]:
     """Apply the traffic in per-partition batches; returns the window starts written."""
     windowing = Windowing(config.window_seconds, 0, 3600)
     pending: dict[int, list[ClickEvent]] = defaultdict(list)
-    fences = dict.fromkeys(range(PARTITIONS), -1)
-    watermarks: dict[int, float | None] = dict.fromkeys(range(PARTITIONS))
+    partitions = config.events_partitions
+    fences = dict.fromkeys(range(partitions), -1)
+    watermarks: dict[int, float | None] = dict.fromkeys(range(partitions))
     windows: set[int] = set()
 
     def flush(partition: int) -> None:
@@ -86,11 +88,11 @@ def _apply(store: StateStore, config: Config) -> list[int]:
         windows.update(delta.window_start for delta in folded.deltas)
 
     for event in _traffic(config):
-        partition = zlib.crc32(event.user_id.encode()) % PARTITIONS
+        partition = zlib.crc32(event.user_id.encode()) % partitions
         pending[partition].append(event)
         if len(pending[partition]) >= BATCH_EVENTS:
             flush(partition)
-    for partition in range(PARTITIONS):
+    for partition in range(partitions):
         flush(partition)
     return sorted(windows)
 
@@ -102,9 +104,9 @@ def _usage(client: redis.Redis, keys: list[str]) -> int:
     return sum(used or 0 for used in pipe.execute())
 
 
-def _merged_copy_bytes(store: StateStore, window_start: int) -> int:
+def _merged_copy_bytes(store: StateStore, window_start: int, partition_count: int) -> int:
     """Memory of one merged copy of a window, built in scratch keys and deleted again."""
-    client, partitions = store.redis, range(PARTITIONS)
+    client, partitions = store.redis, range(partition_count)
     totals = store.read_window(window_start, partitions)
     token = secrets.token_hex(6)
     names = (store.keys.scratch(token, index) for index in itertools.count())
@@ -144,19 +146,19 @@ def _report(store: StateStore, config: Config, windows: list[int]) -> None:
     per_partition = [
         _usage(client, list(store.keys.window(partition, window_start)))
         for window_start in windows
-        for partition in range(PARTITIONS)
+        for partition in range(config.events_partitions)
     ]
     everything = list(client.scan_iter(match=store.keys.namespace_pattern(), count=1000))
     total = _usage(client, everything)
     # A full window (the first and last may be partial when the traffic starts mid-window).
     full = windows[len(windows) // 2]
-    merged = _merged_copy_bytes(store, full)
+    merged = _merged_copy_bytes(store, full, config.events_partitions)
     events_per_window = config.window_seconds * config.memory_rate
     print(
         f"{config.memory_events:,} events, {config.memory_rate:,}/s of event time, "
         f"{config.memory_users:,} users, {config.window_seconds}s windows "
         f"({events_per_window:,} events per full window), {len(windows)} windows, "
-        f"{PARTITIONS} partitions"
+        f"{config.events_partitions} partitions"
     )
     print(f"per window and partition: {max(per_partition) / 1024:,.1f} KiB at most, ", end="")
     print(f"{sum(per_partition) / len(per_partition) / 1024:,.1f} KiB on average")

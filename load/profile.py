@@ -17,10 +17,10 @@ import threading
 import time
 import uuid
 
-from load.bench import DATASET_SPAN_S, EVENT_PARTITION_RANGE, Bench
+from load.bench import DATASET_SPAN_S, Bench
 from services.common import config as cfg
 from services.common.config import Config, Setting, positive_int
-from services.common.topics import DLQ_PARTITIONS, METRICS_PARTITIONS
+from services.common.topics import PARTITION_SETTINGS
 from services.processor import main as processor_main
 from statestore import StateStore
 
@@ -30,14 +30,14 @@ SETTINGS = (
     Setting("PROFILE_EVENTS", 500_000, "events to process under the profiler", parse=positive_int),
     Setting("PROFILE_USERS", 10_000, "distinct users in the dataset", parse=positive_int),
     Setting("PROFILE_TOP", 25, "functions to print", parse=positive_int),
+    *PARTITION_SETTINGS,
 )
 
 
 def run(config: Config) -> int:
     bench = Bench(config)
     try:
-        bench.metrics_topic = bench.topic("metrics", METRICS_PARTITIONS)
-        bench.dlq_topic = bench.topic("dlq", DLQ_PARTITIONS)
+        bench.sink_topics()
         topic = bench.topic("events")
         bench.load(
             topic, bench.dataset(config.profile_events, config.profile_users, DATASET_SPAN_S)
@@ -53,9 +53,7 @@ def run(config: Config) -> int:
         started = time.perf_counter()
 
         def stop_when_applied() -> None:
-            while sum(
-                s.fence + 1 for s in store.partition_states(EVENT_PARTITION_RANGE).values()
-            ) < (config.profile_events):
+            while bench.applied(store) < config.profile_events:
                 time.sleep(APPLIED_POLL_S)
             stop.set()
 

@@ -28,6 +28,11 @@ class Pipeline:
     stack: Stack
     environ: dict[str, str]
 
+    @property
+    def partitions(self) -> int:
+        """The events topic's partition count (EVENTS_PARTITIONS)."""
+        return int(self.environ["EVENTS_PARTITIONS"])
+
     def config(self, *settings: Sequence[Setting], **environ: str) -> Config:
         """A service Config as the CLI would build it from this environment plus `environ`."""
         return cfg.load(
@@ -35,8 +40,9 @@ class Pipeline:
         )
 
 
-def pipeline_environ(stack: Stack, run_id: str) -> dict[str, str]:
+def pipeline_environ(stack: Stack, run_id: str, partitions: int = 6) -> dict[str, str]:
     return {
+        "EVENTS_PARTITIONS": str(partitions),
         "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap_servers,
         "REDIS_URL": stack.redis_url,
         "EVENTS_TOPIC": f"test-{run_id}-events",
@@ -48,9 +54,15 @@ def pipeline_environ(stack: Stack, run_id: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def pipeline(stack: Stack) -> Iterator[Pipeline]:
-    """Create the pipeline's three topics for this test; delete them afterwards."""
-    yield from _with_topics(Pipeline(stack, pipeline_environ(stack, uuid.uuid4().hex[:10])))
+def pipeline(stack: Stack, request: pytest.FixtureRequest) -> Iterator[Pipeline]:
+    """Create the pipeline's three topics for this test; delete them afterwards.
+
+    `@pytest.mark.events_partitions(12)` gives the events topic 12 partitions.
+    """
+    marker = request.node.get_closest_marker("events_partitions")
+    partitions = marker.args[0] if marker else 6
+    environ = pipeline_environ(stack, uuid.uuid4().hex[:10], partitions)
+    yield from _with_topics(Pipeline(stack, environ))
 
 
 @pytest.fixture(scope="session")

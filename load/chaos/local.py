@@ -24,13 +24,7 @@ from load.redis_server import RedisServer
 from services.common.config import Config
 from services.common.kafka import make_admin, wait_for_broker
 from services.common.logging import get_logger
-from services.common.topics import (
-    DLQ_PARTITIONS,
-    EVENTS_PARTITIONS,
-    METRICS_PARTITIONS,
-    TopicSpec,
-    ensure_topics,
-)
+from services.common.topics import TopicSpec, ensure_topics
 from statestore.keys import Keys
 
 log = get_logger("chaos")
@@ -154,7 +148,7 @@ def _run_local(
         group=name,
     )
     admin = make_admin(config)
-    _create_topics(admin, topics)
+    _create_topics(config, admin, topics)
     redis_server = None
     replicas: list[Replica] = []
     scraper = None
@@ -204,12 +198,12 @@ def _run_local(
     return report
 
 
-def _create_topics(admin, topics: RunTopics) -> None:
-    """The run's own topics, partitioned as the pipeline's (services.common.topics)."""
+def _create_topics(config: Config, admin, topics: RunTopics) -> None:
+    """The run's own topics, partitioned as the pipeline's settings say (EVENTS_PARTITIONS...)."""
     specs = [
-        TopicSpec(topics.events, EVENTS_PARTITIONS),
-        TopicSpec(topics.metrics, METRICS_PARTITIONS),
-        TopicSpec(topics.dlq, DLQ_PARTITIONS),
+        TopicSpec(topics.events, config.events_partitions),
+        TopicSpec(topics.metrics, config.metrics_partitions),
+        TopicSpec(topics.dlq, config.dlq_partitions),
     ]
     ensure_topics(admin, specs, replication_factor=1)
 

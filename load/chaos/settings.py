@@ -11,6 +11,7 @@ from services.common.config import (
     positive_float,
     positive_int,
 )
+from services.common.topics import PARTITION_SETTINGS
 
 SETTINGS = (
     Setting(
@@ -124,6 +125,8 @@ SETTINGS = (
         "label selector of the release's processor pods",
     ),
     Setting("CHAOS_KUBECTL", "kubectl", "kubectl binary (and flags such as --context)"),
+    # The local run's own topics are partitioned as the pipeline's.
+    *PARTITION_SETTINGS,
 )
 
 PLANTED = {"out_of_order": 0.05, "late": 0.01, "too_late": 0.002, "malformed": 0.005}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from services.common.config import Config
+from services.common.config import Config, Setting, positive_int
 from services.common.logging import get_logger
 
 log = get_logger(__name__)
@@ -21,11 +21,22 @@ HOUR_MS = 3600 * 1000
 DAY_MS = 24 * HOUR_MS
 
 # The original example's sizing: up to 6 processor replicas share the events; the
-# metrics are small (one record per window revision). Tools that build a pipeline of
-# their own (chaos, bench) take the same counts from here.
-EVENTS_PARTITIONS = 6
-METRICS_PARTITIONS = 3
-DLQ_PARTITIONS = 3  # default of DLQ_PARTITIONS (topics_cli)
+# metrics are small (one record per window revision). The events partitions cap the
+# processor fleet (one replica per partition at most), so they are a setting: tools that
+# build a pipeline of their own (chaos, bench) read the same settings.
+EVENTS_PARTITIONS = Setting(
+    "EVENTS_PARTITIONS",
+    6,
+    "partitions of the events topic: the most processor replicas that get work",
+    parse=positive_int,
+)
+METRICS_PARTITIONS = Setting(
+    "METRICS_PARTITIONS", 3, "partitions of the metrics topic", parse=positive_int
+)
+DLQ_PARTITIONS = Setting(
+    "DLQ_PARTITIONS", 3, "partitions of the dead-letter topic", parse=positive_int
+)
+PARTITION_SETTINGS = (EVENTS_PARTITIONS, METRICS_PARTITIONS, DLQ_PARTITIONS)
 
 
 @dataclass(frozen=True)
@@ -36,19 +47,19 @@ class TopicSpec:
 
 
 def pipeline_topics(config: Config) -> list[TopicSpec]:
-    """The events, metrics and dead-letter topics with the original example's sizing."""
+    """The events, metrics and dead-letter topics, partitioned as `config` says."""
     min_isr = str(config.topic_min_insync_replicas)
     return [
         TopicSpec(
             config.events_topic,
-            EVENTS_PARTITIONS,
+            config.events_partitions,
             {"retention.ms": str(DAY_MS), "min.insync.replicas": min_isr},
         ),
         # Keyed by window start: compaction keeps the newest revision of each
         # window beyond the 7 days, retention bounds the rest.
         TopicSpec(
             config.metrics_topic,
-            METRICS_PARTITIONS,
+            config.metrics_partitions,
             {
                 "retention.ms": str(7 * DAY_MS),
                 "cleanup.policy": "compact,delete",

@@ -7,7 +7,7 @@ import argparse
 from services.common.config import Config, Setting, positive_int
 from services.common.kafka import make_admin, wait_for_broker
 from services.common.logging import get_logger
-from services.common.topics import DLQ_PARTITIONS, ensure_topics, pipeline_topics
+from services.common.topics import PARTITION_SETTINGS, ensure_topics, pipeline_topics
 
 log = get_logger("topics")
 
@@ -27,12 +27,7 @@ SETTINGS = (
         parse=positive_int,
         aliases=("--min-insync-replicas",),
     ),
-    Setting(
-        "DLQ_PARTITIONS",
-        DLQ_PARTITIONS,
-        "partitions of the dead-letter topic",
-        parse=positive_int,
-    ),
+    *PARTITION_SETTINGS,
 )
 
 

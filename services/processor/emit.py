@@ -40,6 +40,7 @@ class Emitter:
         owner: str,
         lease_ms: int,
         published: PublishedStore | None = None,
+        confirm_partitions: Callable[[], bool] = lambda: True,
     ):
         self.store = store
         # Keeps each committed revision (and a final window's sketches) for the HTTP API.
@@ -50,6 +51,9 @@ class Emitter:
         self.partitions = range(partitions)
         self.owner = owner
         self.lease_ms = lease_ms
+        # Asked before sealing: False when the source topic has gained partitions (the
+        # caller grows `partitions`) or its count is unknown, so the seal waits for them.
+        self.confirm_partitions = confirm_partitions
         self._previous_tick_s: float | None = None
         self._closed_at_s: dict[int, float] = {}
 
@@ -62,8 +66,10 @@ class Emitter:
         3. List windows whose end + grace the stream watermark has passed.
         4. Oldest first, publish each window (`_publish_window`):
            a. a claimed revision still pending (its emitter died) is published again;
-           b. once the final watermark passes end + grace + allowed lateness, seal the
-              window in every partition first, so its final record is really final;
+           b. once the final watermark passes end + grace + allowed lateness, confirm
+              the partition count with the broker (a partition added since the last
+              check holds the window until it is read), then seal the window in
+              every partition first, so its final record is really final;
            c. merge its state; if it changed since the last revision, or is due to
               be final, claim the next revision, produce it, wait for the broker's
               acknowledgement, and only then commit the revision;
@@ -91,8 +97,10 @@ class Emitter:
             self._closed_at_s.setdefault(window_start, previous_tick_s or now_s)
         emissions = self.store.emissions(closed)
         versions = self.store.window_versions(closed, self.partitions)
-        published = 0
+        published, known = 0, self.partitions
         for window_start in closed:  # 4.
+            if self.partitions != known:
+                break  # the topic grew (b.): this tick's stream time lacks the new partitions
             published += self._publish_window(
                 window_start, emissions[window_start], versions[window_start], stream
             )
@@ -117,6 +125,8 @@ class Emitter:
             self.windowing.seals_at(window_start)
         )
         if version == emission.version and not final_due:
+            return published
+        if final_due and not self.confirm_partitions():  # b.
             return published
         end = self.windowing.end_of(window_start)
         if final_due and not self.store.seal(self.partitions, end, stream.fences):  # b.

@@ -44,10 +44,10 @@ from services.processor.settings import (
     EMITTER_LEASE_MIN_MS,
     EMITTER_LEASE_PUNCTUATIONS,
     FETCH_SETTINGS,
-    HEARTBEAT_MIN_MS,
-    HEARTBEATS_PER_SESSION,
     SETTINGS,
     SHUTDOWN_FLUSH_TIMEOUT_S,
+    assign,
+    group_settings,
 )
 from services.processor.source import SourceTopic
 from services.processor.watermark import stream_time
@@ -83,17 +83,9 @@ class Processor:
             config.consumer_group,
             **{
                 "enable.partition.eof": True,
-                "session.timeout.ms": config.session_timeout_ms,
-                "heartbeat.interval.ms": max(
-                    config.session_timeout_ms // HEARTBEATS_PER_SESSION, HEARTBEAT_MIN_MS
-                ),
+                **group_settings(config),
                 **FETCH_SETTINGS,
                 "client.id": config.processor_id,
-                **(
-                    {"group.instance.id": config.group_instance_id}
-                    if config.group_instance_id
-                    else {}
-                ),
             },
         )
         self.dead_letters = DeadLetters(make_producer(config), config.dlq_topic)
@@ -126,7 +118,7 @@ class Processor:
             state = states[tp.partition]
             self.cursors[tp.partition] = _cursor(state)
             tp.offset = self._start_offset(state.fence)
-        consumer.assign(partitions)
+        assign(consumer, partitions, self.config.group_protocol)
         # librdkafka keeps a partition paused (held back) across a revoke; start it afresh.
         consumer.resume(partitions)
         for tp in partitions:
@@ -201,6 +193,8 @@ class Processor:
             published=PublishedStore(
                 self.store, retention_s=int(self.config.rollup_retention_days * 86400)
             ),
+            # Before a seal: a partition added since the last refresh must hold the window.
+            confirm_partitions=lambda: self._grow_to(self.source.partitions_now(force=True)),
         )
         self.consumer.subscribe(
             [self.topic],
@@ -334,14 +328,13 @@ class Processor:
             self.publish_outage.failed("publish window", error, topic=self.config.metrics_topic)
         else:
             self.publish_outage.succeeded()
-        grown = self.source.partitions_now()
-        if grown is not None:
-            self._grow_to(grown)
+        self._grow_to(self.source.partitions_now())
 
-    def _grow_to(self, partitions: int) -> None:
-        """Partitions are only ever added to a topic; merge every window over all of them."""
-        if partitions <= self.partitions:
-            return
+    def _grow_to(self, partitions: int | None) -> bool:
+        """Partitions are only ever added to a topic; merge every window over all of them.
+        True when the count is known (not None) and none were added."""
+        if partitions is None or partitions <= self.partitions:
+            return partitions is not None
         log.warning(
             "events topic gained partitions",
             topic=self.topic,
@@ -352,6 +345,7 @@ class Processor:
         if self.emitter is not None:
             self.emitter.partitions = range(partitions)
         self.store.record_topology(partitions, self.windowing.size_s)
+        return False
 
     def _export_gauges(self, partition: int, state: PartitionState) -> None:
         label = str(partition)

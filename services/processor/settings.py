@@ -44,6 +44,8 @@ HEARTBEAT_MIN_MS = 100
 # unacknowledged revision or dead letter is not lost, its fence never moved past it.
 SHUTDOWN_FLUSH_TIMEOUT_S = 10
 
+GROUP_PROTOCOLS = ("classic", "consumer")
+
 SETTINGS = (
     cfg.WINDOW_SECONDS,
     cfg.GRACE_SECONDS,
@@ -97,7 +99,21 @@ SETTINGS = (
     Setting(
         "EMIT_INTERVAL_MS", 250, "punctuation period: heartbeat and emitter", parse=positive_int
     ),
-    Setting("SESSION_TIMEOUT_MS", 6000, "consumer group session timeout", parse=positive_int),
+    # Classic by default: measured kill-to-processing is the same for both protocols at
+    # equal session timeouts (README "Takeover"), and classic works with every broker.
+    Setting(
+        "GROUP_PROTOCOL",
+        "classic",
+        "consumer group protocol (librdkafka group.protocol): classic, or consumer for "
+        "KIP-848, where the broker sets the session timeout (group.consumer.session.timeout.ms)",
+        choices=GROUP_PROTOCOLS,
+    ),
+    Setting(
+        "SESSION_TIMEOUT_MS",
+        6000,
+        "consumer group session timeout (classic protocol only)",
+        parse=positive_int,
+    ),
     Setting(
         "METRICS_PORT", 9100, "port of /metrics, /healthz, /readyz (0: off)", parse=non_negative_int
     ),
@@ -109,3 +125,36 @@ SETTINGS = (
         "restarted replica take its partitions back without a rebalance; empty: dynamic",
     ),
 )
+
+
+def group_settings(config: cfg.Config) -> dict[str, object]:
+    """The consumer's group membership settings for GROUP_PROTOCOL.
+
+    With KIP-848 (`consumer`) the broker owns the session timeout, the heartbeat
+    interval and the assignor (group.consumer.* broker settings): librdkafka refuses
+    to create a consumer given session.timeout.ms, heartbeat.interval.ms or
+    partition.assignment.strategy, so they are only passed to the classic protocol.
+    """
+    if config.group_protocol == "consumer":
+        settings: dict[str, object] = {"group.protocol": "consumer"}
+    else:
+        settings = {
+            "group.protocol": "classic",
+            "session.timeout.ms": config.session_timeout_ms,
+            "heartbeat.interval.ms": max(
+                config.session_timeout_ms // HEARTBEATS_PER_SESSION, HEARTBEAT_MIN_MS
+            ),
+        }
+    if config.group_instance_id:
+        settings["group.instance.id"] = config.group_instance_id
+    return settings
+
+
+def assign(consumer, partitions: list, group_protocol: str) -> None:
+    """Take the partitions an assignment callback names, with their start offsets."""
+    # KIP-848 rebalances are incremental: the callback names only the partitions added,
+    # and librdkafka refuses a whole-assignment assign() during one.
+    if group_protocol == "consumer":
+        consumer.incremental_assign(partitions)
+    else:
+        consumer.assign(partitions)

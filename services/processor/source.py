@@ -46,10 +46,10 @@ class SourceTopic:
         self.outage.succeeded()
         return high
 
-    def partitions_now(self) -> int | None:
-        """The topic's partition count, at most every PARTITION_REFRESH_S; None in between
-        or when the broker does not answer."""
-        if self._clock() - self._checked_at < PARTITION_REFRESH_S:
+    def partitions_now(self, force: bool = False) -> int | None:
+        """The topic's partition count, at most every PARTITION_REFRESH_S unless `force`;
+        None in between or when the broker does not answer."""
+        if not force and self._clock() - self._checked_at < PARTITION_REFRESH_S:
             return None
         self._checked_at = self._clock()
         try:

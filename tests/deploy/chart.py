@@ -29,6 +29,7 @@ VALUE_SETS = {
     "defaults-with-producer": "default-values.yaml",
     "external-redis": "external-redis-values.yaml",
     "external-redis-private-ca": "external-redis-private-ca-values.yaml",
+    "external-redis-cluster": "external-redis-cluster-values.yaml",
     "topics-off": "topics-off-values.yaml",
     "keda-servicemonitor": "keda-servicemonitor-values.yaml",
 }

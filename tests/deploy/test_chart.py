@@ -422,3 +422,52 @@ def test_static_membership_runs_processors_as_a_statefulset_named_by_pod(
     assert "GROUP_INSTANCE_ID" not in {
         e["name"] for e in env_of(by_kind(defaults, "Deployment")["clickstream-processor"])
     }
+
+
+# --- Redis Cluster, partitions beyond six, group protocol --------------------------------
+
+CLUSTER = "external-redis-cluster-values.yaml"
+
+
+def test_external_redis_cluster_switches_every_redis_client_to_cluster_mode(
+    tools: Tools, chart: Path, tmp_path: Path
+) -> None:
+    resources = rendered(tools, chart, tmp_path, CLUSTER, "api.enabled=true")
+    deployments = by_kind(resources, "Deployment")
+    for name in ("clickstream-processor", "clickstream-consumer", "clickstream-api"):
+        env = {e["name"]: e for e in env_of(deployments[name])}
+        assert env["REDIS_CLUSTER"]["value"] == "true", name
+        assert env["REDIS_URL"]["value"] == "redis://clickstream-redis-cluster.state.svc:6379/0"
+    single = rendered(tools, chart, tmp_path)
+    assert "REDIS_CLUSTER" not in {
+        e["name"] for e in env_of(by_kind(single, "Deployment")["clickstream-processor"])
+    }
+    other_db = template(tools, chart, CLUSTER, "externalRedis.db=1")
+    assert other_db.returncode != 0 and "database 0 only" in other_db.stderr
+
+
+def test_twelve_partitions_carry_the_replica_guard_and_keda_cap_with_them(
+    tools: Tools, chart: Path, tmp_path: Path
+) -> None:
+    resources = rendered(tools, chart, tmp_path, CLUSTER)
+    topics = {t["spec"]["topicName"]: t["spec"] for t in by_kind(resources, "KafkaTopic").values()}
+    assert topics["clickstream-events"]["partitions"] == 12
+    assert by_kind(resources, "Deployment")["clickstream-processor"]["spec"]["replicas"] == 12
+    too_many = template(tools, chart, CLUSTER, "processor.replicas=13")
+    assert too_many.returncode != 0
+    assert "topics.events.partitions=12" in too_many.stderr
+    scaled = rendered(tools, chart, tmp_path, CLUSTER, "keda.enabled=true", "keda.maxReplicas=24")
+    assert by_kind(scaled, "ScaledObject")["clickstream-processor"]["spec"]["maxReplicaCount"] == 12
+
+
+def test_group_protocol_reaches_the_processor_as_one_setting(
+    tools: Tools, chart: Path, tmp_path: Path
+) -> None:
+    for values_file, expected in ((MINIMAL, "classic"), (CLUSTER, "consumer")):
+        resources = rendered(tools, chart, tmp_path, values_file)
+        env = {
+            e["name"]: e for e in env_of(by_kind(resources, "Deployment")["clickstream-processor"])
+        }
+        assert env["GROUP_PROTOCOL"]["value"] == expected
+    both = template(tools, chart, MINIMAL, "processor.env.GROUP_PROTOCOL=consumer")
+    assert both.returncode != 0 and "processor.groupProtocol" in both.stderr

@@ -179,7 +179,7 @@ def paced_produce(config: Config, events: list[ClickEvent], seconds: float) -> N
         time.sleep(seconds / slices)
 
 
-def applied(store, partitions: int = 6) -> int:
+def applied(store, partitions: int) -> int:
     """Records whose effect is in Redis, by the fences of the first `partitions` partitions."""
     return sum(state.fence + 1 for state in store.partition_states(range(partitions)).values())
 

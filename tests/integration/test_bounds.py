@@ -83,7 +83,7 @@ def test_thousands_of_categories_publish_bounded_records_a_small_topic_accepts(p
             working_keys = [
                 key
                 for start in expected
-                for partition in range(6)
+                for partition in range(pipeline.partitions)
                 for key in store.keys.window(partition, int(parse_iso(start)))
             ]
             deadline = time.monotonic() + 30

@@ -146,7 +146,10 @@ def test_killed_replica_on_a_cluster_counts_every_event_once(cluster_pipeline, t
         produce(config, events[:15_000])
         for victim, reached in ((0, 5_000), (1, 10_000), (2, 15_000)):
             # Mid-window by construction: each kill lands while a third of the data is applied.
-            wait_until(lambda r=reached: applied(store) >= r, f"{reached} events never applied")
+            wait_until(
+                lambda r=reached: applied(store, cluster_pipeline.partitions) >= r,
+                f"{reached} events never applied",
+            )
             replicas.kill(victim)
             replicas.start(victim)
         produce(config, events[15_000:])
@@ -167,10 +170,13 @@ def test_cluster_wiped_on_every_primary_is_rebuilt_from_kafka(cluster_pipeline, 
     replicas.start_all(2)
     try:
         produce(config, events[:15_000])
-        wait_until(lambda: applied(store) >= 15_000, "first half never applied")
+        wait_until(
+            lambda: applied(store, cluster_pipeline.partitions) >= 15_000,
+            "first half never applied",
+        )
         for server in primaries(store.redis):
             server.flushall()
-        assert applied(store) < 15_000
+        assert applied(store, cluster_pipeline.partitions) < 15_000
         produce(config, events[15_000:])
         published = read_windows(
             config,
@@ -198,7 +204,10 @@ def test_master_failover_mid_run_keeps_windows_exact_and_no_replica_exits(
     producing = threading.Thread(target=paced_produce, args=(config, events, 8.0))
     producing.start()
     try:
-        wait_until(lambda: applied(store) >= 10_000, "10,000 events never applied")
+        wait_until(
+            lambda: applied(store, cluster_pipeline.partitions) >= 10_000,
+            "10,000 events never applied",
+        )
         # The emission slot's master: claims, commits and the lease all move with it.
         old, new = fail_over(store.redis, store.keys.emitter_lease())
         # And a partition's master, while batches are being applied to it.
@@ -230,7 +239,10 @@ def test_master_killed_mid_run_is_replaced_by_its_replica_without_a_replica_exit
     replicas.start_all(2)
     try:
         produce(config, events[:15_000])
-        wait_until(lambda: applied(store) >= 15_000, "first half never applied")
+        wait_until(
+            lambda: applied(store, cluster_pipeline.partitions) >= 15_000,
+            "first half never applied",
+        )
         store.redis.nodes_manager.initialize()
         emission_master = store.redis.nodes_manager.get_node_from_slot(
             store.redis.keyslot(store.keys.emitter_lease())

@@ -260,14 +260,18 @@ def test_processor_lag_counts_events_past_the_processor_groups_commits(pipeline)
     assert processor_lag(admin, config.events_topic, config.consumer_group) is None
     producer = make_producer(config)
     for i in range(60):
-        producer.produce(config.events_topic, b"{}", partition=i % 6)
+        producer.produce(config.events_topic, b"{}", partition=i % pipeline.partitions)
     assert producer.flush(10) == 0
     committer = make_consumer(config, config.consumer_group)
     committer.commit(
-        offsets=[TopicPartition(config.events_topic, p, 4) for p in range(6)], asynchronous=False
+        offsets=[TopicPartition(config.events_topic, p, 4) for p in range(pipeline.partitions)],
+        asynchronous=False,
     )
     committer.close()
-    assert processor_lag(admin, config.events_topic, config.consumer_group) == 60 - 6 * 4
+    assert (
+        processor_lag(admin, config.events_topic, config.consumer_group)
+        == 60 - pipeline.partitions * 4
+    )
 
 
 def test_live_window_is_the_processors_unpublished_state_in_redis(pipeline):

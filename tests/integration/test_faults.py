@@ -61,7 +61,10 @@ def test_a_redis_restart_longer_than_ten_seconds_stalls_the_replica_and_costs_no
     try:
         wait_until(lambda: replica.get("/readyz")[0] == 200, "replica never became ready")
         produce(config, events[:10_000])
-        wait_until(lambda: applied(store) >= 2_000, "nothing applied before the outage")
+        wait_until(
+            lambda: applied(store, pipeline.partitions) >= 2_000,
+            "nothing applied before the outage",
+        )
         own_redis.stop()  # SIGTERM: Redis writes its AOF and exits, as in a rolling restart
         produce(config, events[10_000:])
         wait_until(lambda: replica.get("/readyz")[0] == 503, "readiness stayed up without Redis")
@@ -168,16 +171,19 @@ def test_partitions_added_while_running_are_merged_into_every_window(pipeline, t
         first = replicas.replicas[0]
         wait_until(lambda: first.get("/readyz")[0] == 200, "replica never became ready", 30)
         admin = make_admin(config)
-        admin.create_partitions([NewPartitions(config.events_topic, 8)])[
+        grown = pipeline.partitions + 2
+        admin.create_partitions([NewPartitions(config.events_topic, grown)])[
             config.events_topic
         ].result()
-        # Records written to a partition before any replica knows it exists cannot hold
-        # windows open (README: within PARTITION_REFRESH_S); wait until it is known.
-        wait_until(lambda: store.topology()[0] == 8, "new partitions never noticed", 60)
-        # Every event goes to a partition by its index, so partitions 6 and 7 carry a quarter.
+        # Produced at once, before any replica may have noticed the new partitions: their
+        # records cannot hold windows open, but the seal waits for them (the emitter asks
+        # the broker for the count before sealing), so every final window has them all.
+        # Every event goes to a partition by its index, so the two new ones carry their share.
         numbered = dict(zip(map(id, events), range(len(events)), strict=True))
-        produce(config, events, partition_of=lambda event: numbered[id(event)] % 8)
-        wait_until(lambda: applied(store, 8) == len(events), "new partitions never applied", 120)
+        produce(config, events, partition_of=lambda event: numbered[id(event)] % grown)
+        wait_until(
+            lambda: applied(store, grown) == len(events), "new partitions never applied", 120
+        )
         published = read_windows(config, all_final(expected), 120)
     finally:
         assert replicas.stop_all() == [0], replicas.logs()

@@ -90,10 +90,10 @@ def poison(honest: bytes) -> dict[str, list[tuple[bytes, int | None]]]:
     }
 
 
-def dead_letters_in_redis(config, namespace) -> Counter:
+def dead_letters_in_redis(config, namespace, partitions: int) -> Counter:
     store = StateStore.from_url(config.redis_url, namespace, config.events_topic)
     counted: Counter = Counter()
-    for state in store.partition_states(range(6)).values():
+    for state in store.partition_states(range(partitions)).values():
         counted.update(state.dead_letters)
     return counted
 
@@ -112,7 +112,7 @@ def test_poison_records_cost_no_honest_window_and_no_replica_exit(pipeline, tmp_
     produce_raw(
         config,
         [
-            (f"poison-{i}".encode(), value, i % 6, timestamp)
+            (f"poison-{i}".encode(), value, i % pipeline.partitions, timestamp)
             for i, (_reason, value, timestamp) in enumerate(poisoned)
         ],
     )
@@ -130,12 +130,15 @@ def test_poison_records_cost_no_honest_window_and_no_replica_exit(pipeline, tmp_
     assert_ground_truth(published, expected)
     want = Counter(reason for reason, _value, _timestamp in poisoned)
     assert Counter(dict(m.headers())["dlq.reason"].decode() for m in dead) == want
-    assert dead_letters_in_redis(config, pipeline.environ["STATE_NAMESPACE"]) == want
+    assert (
+        dead_letters_in_redis(config, pipeline.environ["STATE_NAMESPACE"], pipeline.partitions)
+        == want
+    )
     newest_honest = max(event.timestamp.timestamp() for event in events)
     store = StateStore.from_url(
         config.redis_url, pipeline.environ["STATE_NAMESPACE"], config.events_topic
     )
-    for state in store.partition_states(range(6)).values():
+    for state in store.partition_states(range(pipeline.partitions)).values():
         assert state.watermark_s is not None and state.watermark_s <= newest_honest, state
 
 
@@ -235,4 +238,4 @@ def test_refused_dead_letter_holds_its_partition_back_until_the_topic_takes_it(p
     assert too_large[0].value() == oversized[:MAX_DEAD_LETTER_VALUE_BYTES]
     assert headers["dlq.original.size"] == b"200000"
     assert headers["dlq.source.offset"] == str(offset).encode()
-    assert dead_letters_in_redis(config, namespace) == {"too_large": 1}
+    assert dead_letters_in_redis(config, namespace, pipeline.partitions) == {"too_large": 1}

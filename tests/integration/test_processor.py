@@ -139,12 +139,17 @@ def test_frozen_zombie_replica_resuming_after_takeover_counts_once(pipeline, tmp
     produce(config, events)
     zombie.start_all(1)
     try:
-        wait_until(lambda: applied(store) >= 5_000, "the zombie never applied a batch")
+        wait_until(
+            lambda: applied(store, pipeline.partitions) >= 5_000, "the zombie never applied a batch"
+        )
         zombie.replicas[0].process.send_signal(signal.SIGSTOP)
-        frozen_at = applied(store)
+        frozen_at = applied(store, pipeline.partitions)
         assert frozen_at < len(events)
         successor.start_all(1)
-        wait_until(lambda: applied(store) == len(events), "the successor did not finish")
+        wait_until(
+            lambda: applied(store, pipeline.partitions) == len(events),
+            "the successor did not finish",
+        )
         zombie.replicas[0].process.send_signal(signal.SIGCONT)
         wait_until(
             lambda: fence_resyncs(zombie.replicas[0]) > 0, "the zombie never met the moved fence"
@@ -154,7 +159,7 @@ def test_frozen_zombie_replica_resuming_after_takeover_counts_once(pipeline, tmp
         zombie.stop_all()
         successor.stop_all()
     assert_ground_truth(published, expected)
-    assert applied(store) == len(events)
+    assert applied(store, pipeline.partitions) == len(events)
 
 
 def fence_resyncs(replica) -> float:
@@ -306,7 +311,7 @@ def test_bad_records_go_to_the_dead_letter_topic_with_their_reason(pipeline, tmp
         **redis_options(config),
     )
     counted = {}
-    for state in store.partition_states(range(6)).values():
+    for state in store.partition_states(range(pipeline.partitions)).values():
         for reason, count in state.dead_letters.items():
             counted[reason] = counted.get(reason, 0) + count
     assert counted == dict.fromkeys(bad, 1)
@@ -325,7 +330,9 @@ def test_redis_wiped_mid_run_is_rebuilt_from_kafka(pipeline, tmp_path):
     replicas.start_all(2)
     try:
         produce(config, events[:15_000])
-        wait_until(lambda: applied(store) >= 15_000, "first half never applied")
+        wait_until(
+            lambda: applied(store, pipeline.partitions) >= 15_000, "first half never applied"
+        )
         assert store.reset() > 0
         produce(config, events[15_000:])
         published = read_windows(

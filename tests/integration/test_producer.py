@@ -24,7 +24,7 @@ def test_produced_events_arrive_once_each_and_users_keep_their_partition(pipelin
     ids = Counter(event.event_id for event in events)
     assert len(records) == 20_000
     assert len(ids) == 20_000 and max(ids.values()) == 1  # none missing, none duplicated
-    assert {record.partition() for record in records} == set(range(6))
+    assert {record.partition() for record in records} == set(range(pipeline.partitions))
     partitions_of_user = defaultdict(set)
     for record, event in zip(records, events, strict=True):
         assert record.key().decode() == event.user_id

@@ -20,6 +20,7 @@ from services.processor.dead_letters import DeadLetters
 from services.processor.emit import Emitter
 from services.processor.watermark import StreamTime
 from statestore import StateStore, encode_window_record
+from statestore.types import NOT_SEALED
 from tests.statestore_contract import delta
 from tests.unit.protocol_fakes import Died, FakeProducer, batch, click
 
@@ -202,3 +203,48 @@ def test_a_window_that_shrank_during_the_tick_is_not_published():
     producer = FakeProducer()
     assert tick(emitter(store, producer), CLOSED) == 0
     assert producer.delivered == [] and store.emission(T0).revision == 0
+
+
+def test_a_window_is_not_sealed_while_the_partition_count_is_unconfirmed(store):
+    """A partition added since the last check (or a broker that does not answer) holds
+    the seal: its records would otherwise come too late for the final revision."""
+    producer = FakeProducer()
+    answers = iter([False, True])
+    unsure = Emitter(
+        store,
+        producer,
+        "metrics",
+        WINDOWING,
+        1,
+        "replica-a",
+        lease_ms=10_000,
+        confirm_partitions=lambda: next(answers),
+    )
+    tick(unsure, SEALING)
+    assert store.partition_states([0])[0].sealed_before == NOT_SEALED
+    assert not any(decode_record(m.value).final for m in producer.delivered)
+    tick(unsure, SEALING)
+    assert decode_record(producer.delivered[-1].value).final
+
+
+def test_a_topic_grown_during_a_tick_seals_no_later_window_in_that_tick():
+    """The stream time of a tick was read over the partitions known at its start."""
+    store = StateStore(fakeredis.FakeRedis(), "emit", "events")
+    later = T0 + WINDOWING.size_s
+    store.apply_batch(
+        0, -1, 0, 1, [delta(T0, users=("a",)), delta(later, users=("b",))], later + 30, {}, 1
+    )
+    producer = FakeProducer()
+    grower = Emitter(store, producer, "metrics", WINDOWING, 1, "replica-a", lease_ms=10_000)
+
+    def grown() -> bool:
+        # As the processor answers: the first ask finds a new partition and grows the
+        # emitter's partitions; later asks find the count unchanged.
+        unchanged = grower.partitions == range(2)
+        grower.partitions = range(2)
+        return unchanged
+
+    grower.confirm_partitions = grown
+    emitter_tick = grower.tick(lambda: StreamTime(later + 1000, later + 1000, frozenset()), T0)
+    assert emitter_tick == 0 and producer.delivered == []
+    assert store.partition_states([0])[0].sealed_before == NOT_SEALED

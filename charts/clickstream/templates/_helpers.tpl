@@ -130,6 +130,10 @@ Call with (dict "root" $ "component" "consumer").
 {{- define "clickstream.redisEnv" -}}
 - name: REDIS_URL
   value: {{ include "clickstream.redisUrl" . | quote }}
+{{- if and (not .Values.redis.enabled) .Values.externalRedis.cluster }}
+- name: REDIS_CLUSTER
+  value: "true"
+{{- end }}
 {{- if and (not .Values.redis.enabled) .Values.externalRedis.username }}
 - name: REDIS_USERNAME
   value: {{ .Values.externalRedis.username | quote }}
