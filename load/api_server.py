@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+from load import processes
 from load.ports import free_port
 
 API_COMMAND = (sys.executable, "-m", "services.cli", "api")
@@ -69,12 +70,7 @@ class ApiServer:
     def stop(self, timeout_s: float = 10.0) -> int | None:
         if self.process is None:
             return None
-        self.process.terminate()
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        processes.stop(self.process, timeout_s)
         return self.process.returncode
 
     def logs(self, tail_chars: int = 3000) -> str:

@@ -7,7 +7,6 @@ composes them (its private Redis is load.redis_server).
 from __future__ import annotations
 
 import random
-import signal
 import subprocess
 import threading
 import time
@@ -22,6 +21,7 @@ import msgspec
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from load import processes
 from load.verdict import DlqEntry
 from services.common.config import Config
 from services.common.kafka import make_consumer
@@ -34,7 +34,6 @@ APPLIED_METRIC = "clickstream_events_applied"  # counter, label `partition`
 # Broker round trips (metadata, offsets): generous, a chaos run's broker is busy.
 METADATA_TIMEOUT_S = 10
 LOG_END_TIMEOUT_S = 5
-PROCESS_EXIT_TIMEOUT_S = 10  # a SIGKILLed process is reaped at once; this only bounds it
 SCRAPER_JOIN_TIMEOUT_S = 5
 READ_BATCH = 5000  # records per consume() when reading a topic back
 
@@ -79,20 +78,13 @@ class Replica:
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hook runs, whatever the process was doing."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=PROCESS_EXIT_TIMEOUT_S)
+        processes.kill(self.process)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM, then SIGKILL if it has not exited within the timeout."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            log.warning("replica ignored SIGTERM, killing it", slot=self.slot, pid=self.pid)
-            self.kill()
+        pid = self.pid
+        if processes.stop(self.process, timeout_s):
+            log.warning("replica ignored SIGTERM, killed it", slot=self.slot, pid=pid)
 
     def get(self, path: str, timeout_s: float = 1.0) -> tuple[int, bytes]:
         url = f"http://127.0.0.1:{self.metrics_port}{path}"

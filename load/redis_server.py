@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
 
+from load import processes
 from load.ports import free_port
 
 LAUNCHER = Path(__file__).resolve().parents[1] / "deploy" / "local" / "redis.sh"
@@ -93,14 +93,7 @@ class RedisServer:
         self.restarts += 1
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=STOP_TIMEOUT_S)
+        processes.kill(self.process)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        processes.stop(self.process, STOP_TIMEOUT_S)
