@@ -15,7 +15,6 @@ never touch the per-partition working keys of a final window.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from importlib import resources
 
 import redis.asyncio as aioredis
 
@@ -23,16 +22,12 @@ from services.common.logging import get_logger
 from statestore.codec import COMMIT_ARGV, KEEP_ARGV, script_args
 from statestore.keys import HLL_KINDS, Keys
 from statestore.sketches import WindowSummary, stage_sketches
-from statestore.store import StateStore
+from statestore.store import StateStore, script_source
 
 log = get_logger("statestore.published")
 
 KEEP_REVISIONS = 20  # older revisions of a window are dropped from its published hash
 DEFAULT_RETENTION_S = 7 * 86400
-
-
-def _script(name: str) -> str:
-    return resources.files("statestore").joinpath("scripts", name).read_text()
 
 
 class PublishedStore:
@@ -49,8 +44,8 @@ class PublishedStore:
         self.keys: Keys = store.keys
         self.retention_s = retention_s
         self.keep_revisions = keep_revisions
-        self._commit = self.redis.register_script(_script("commit_revision.lua"))
-        self._keep = self.redis.register_script(_script("keep_sketches.lua"))
+        self._commit = store._commit  # the same script as the bare commit, loaded once
+        self._keep = self.redis.register_script(script_source("keep_sketches.lua"))
         # The store's retry: transient Redis faults are waited out on its time budget.
         self._retrying = store._call
 

@@ -62,7 +62,8 @@ SCRATCH_TTL_MS = 60_000  # a crashed merge's scratch HLLs vanish on their own
 _VERSION_FIELD = next(metric.field for metric in COUNTERS if metric.source == EACH_EVENT)
 
 
-def _script(name: str) -> str:
+def script_source(name: str) -> str:
+    """The text of a Lua script in statestore/scripts."""
     return resources.files("statestore").joinpath("scripts", name).read_text()
 
 
@@ -82,11 +83,11 @@ class StateStore(EmissionStore):
         self.keys = Keys(namespace, topic)
         self.ttl_s = ttl_s
         self.sorted_set_cap = sorted_set_cap
-        self._apply = client.register_script(_script("apply_batch.lua"))
-        self._seal = client.register_script(_script("seal_window.lua"))
-        self._claim = client.register_script(_script("claim_revision.lua"))
-        self._commit = client.register_script(_script("commit_revision.lua"))
-        self._lease = client.register_script(_script("emitter_lease.lua"))
+        self._apply = client.register_script(script_source("apply_batch.lua"))
+        self._seal = client.register_script(script_source("seal_window.lua"))
+        self._claim = client.register_script(script_source("claim_revision.lua"))
+        self._commit = client.register_script(script_source("commit_revision.lua"))
+        self._lease = client.register_script(script_source("emitter_lease.lua"))
         self.retry = retry or RedisRetry()
 
     @classmethod
