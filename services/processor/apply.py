@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.common.logging import get_logger
 from services.common.observability import APPLY_SECONDS, BATCHES, EVENTS_APPLIED, LATE_EVENTS
@@ -19,6 +19,7 @@ from services.common.windowing import Windowing
 from services.processor.dead_letters import DeadLetterError, DeadLetters
 from services.processor.decode import PartitionBatch
 from services.processor.fold import Folded, fold
+from services.processor.held import HeldMembers, next_generation
 from statestore import ApplyResult, ApplyStatus, StateStore
 
 log = get_logger("processor.apply")
@@ -45,6 +46,9 @@ class PartitionCursor:
     watermark_s: float | None
     sealed_before: int
     caught_up_offset: int | None = None  # log end at the last end-of-partition event
+    # Which cursor this is: members remembered as held in Redis belong to one cursor
+    # (services.processor.held), and a resync or reassignment makes a new one.
+    generation: int = field(default_factory=next_generation)
 
 
 class BatchApplier:
@@ -55,8 +59,10 @@ class BatchApplier:
         windowing: Windowing,
         owner: str,
         normalize_page_urls: bool = True,
+        held_members_max: int = 0,
     ):
         self.store = store
+        self.held = HeldMembers(held_members_max, store.ttl_s)
         self.normalize_page_urls = normalize_page_urls
         self.owner = owner
         self.dead_letters = dead_letters
@@ -68,7 +74,8 @@ class BatchApplier:
     ) -> ApplyStatus:
         """Apply `batch` on top of `cursor`; returns APPLIED or STALE.
 
-        1. Fold the events with the partition's watermark and seal.
+        1. Fold the events with the partition's watermark and seal; leave out the HLL
+           members Redis already holds (services.processor.held).
         2. Send rejects and too-late events to the dead-letter topic and wait for
            Kafka to confirm them (only when there are any).
         3. Run the apply script with the fence this replica last saw.
@@ -131,6 +138,7 @@ class BatchApplier:
             self.normalize_page_urls,
             batch.event_time_bounds,
         )
+        self.held.leave_out(cursor.partition, cursor.generation, folded.deltas)
         dead_letters = Counter(reject.reason for reject in batch.rejects)
         dead_letters[TOO_LATE] += len(folded.too_late)
         self._send_dead_letters(batch, folded.too_late, dead_sent)
@@ -173,6 +181,9 @@ class BatchApplier:
             cursor.sealed_before = result.sealed_before
             return None
         if result.status is ApplyStatus.APPLIED:
+            self.held.remember(
+                cursor.partition, cursor.generation, folded.deltas, result.sealed_before
+            )
             cursor.fence = result.fence
             cursor.watermark_s = folded.watermark_s
             cursor.sealed_before = result.sealed_before

@@ -66,6 +66,13 @@ SETTINGS = (
     Setting("STATE_TTL_SECONDS", 14400, "TTL of window state in Redis", parse=positive_int),
     cfg.ROLLUP_RETENTION_DAYS,
     Setting(
+        "HELD_MEMBERS_MAX",
+        200_000,
+        "HyperLogLog members a replica remembers as held by Redis, so later batches of the "
+        "window leave them out (about 100 bytes each; 0 sends every member every time)",
+        parse=non_negative_int,
+    ),
+    Setting(
         "NORMALIZE_PAGE_URLS",
         True,
         "count page URLs without their query string and fragment (/p?id=1#x counts as /p)",
