@@ -245,9 +245,9 @@ class Bench:
             label = "1 replica" if replicas == 1 else f"{replicas} replicas"
             run = self.processor_rate(topic, events, replicas)
             note = f"{run.events_per_s / bare:.2f}x bare" + (
-                " (target >= 0.5x)" if replicas == 1 else ""
+                " (target >= 0.3x)" if replicas == 1 else ""
             )
-            target = ">= 250,000" if replicas == 1 else ""
+            target = ">= 400,000" if replicas == 1 else ""
             self.add(f"processor, {label}", run.events_per_s, "events/s", target, note)
             self.add(
                 f"processor CPU per million events, {label}",
