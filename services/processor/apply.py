@@ -68,6 +68,7 @@ class BatchApplier:
         self.dead_letters = dead_letters
         self.windowing = windowing
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="apply-sender")
+        self._in_flight: list[tuple[PartitionBatch, PartitionCursor, _Prepared, Future]] = []
 
     def apply(
         self, batch: PartitionBatch, cursor: PartitionCursor, dead_sent: set[int] | None = None
@@ -93,36 +94,52 @@ class BatchApplier:
     def apply_all(
         self, work: list[tuple[PartitionBatch, PartitionCursor]]
     ) -> list[ApplyStatus | DeadLetterError]:
-        """Apply one poll's batches, each as `apply` does, folding the next partition's
-        batch while Redis runs the script of the one before.
+        """Apply one poll's batches (start_all, then finish_all); each batch's outcome is
+        its status, or the DeadLetterError that left it unapplied."""
+        unconfirmed = self.start_all(work)
+        statuses = {batch.partition: status for batch, status in self.finish_all()}
+        return [unconfirmed.get(batch.partition) or statuses[batch.partition] for batch, _ in work]
+
+    def start_all(
+        self, work: list[tuple[PartitionBatch, PartitionCursor]]
+    ) -> dict[int, DeadLetterError]:
+        """Fold each of one poll's batches and hand its script to the sender thread, so
+        the next partition's batch is folded while Redis runs the one before. Returns the
+        batches left unapplied because their dead letters went unconfirmed, by partition.
 
         A poll holds at most one batch per partition, and partitions share nothing (each
         has its own fence, watermark and seal), so their scripts may run in any order;
         only one script is in flight at a time, on the sender thread, which waits on the
-        socket without the GIL. Each batch's outcome is its status, or the
-        DeadLetterError that left it unapplied (the caller holds it back).
+        socket without the GIL. The scripts may still run when this returns: finish_all
+        settles them, and must run before a partition's next batch is started.
         """
-        outcomes: list[ApplyStatus | DeadLetterError | None] = [None] * len(work)
-        in_flight: list[tuple[int, _Prepared, Future]] = []
+        unconfirmed: dict[int, DeadLetterError] = {}
+        for batch, cursor in work:
+            try:
+                prepared = self._prepare(batch, cursor, set())
+            except DeadLetterError as error:
+                unconfirmed[batch.partition] = error
+                continue
+            future = self._sender.submit(self._run_script, batch, prepared)
+            self._in_flight.append((batch, cursor, prepared, future))
+        return unconfirmed
+
+    def finish_all(self) -> list[tuple[PartitionBatch, ApplyStatus]]:
+        """Wait for the scripts start_all handed over and settle each batch, in order."""
+        in_flight, self._in_flight = self._in_flight, []
+        settled = []
         try:
-            for index, (batch, cursor) in enumerate(work):
-                try:
-                    prepared = self._prepare(batch, cursor, set())
-                except DeadLetterError as error:
-                    outcomes[index] = error
-                    continue
-                future = self._sender.submit(self._run_script, batch, prepared)
-                in_flight.append((index, prepared, future))
-            for index, prepared, future in in_flight:
-                batch, cursor = work[index]
+            while in_flight:
+                batch, cursor, prepared, future = in_flight[0]
                 status = self._settle(batch, cursor, prepared, future.result())
                 if status is None:  # SEALED (rare): refold it alone, dead letters not resent
                     status = self.apply(batch, cursor, prepared.dead_sent)
-                outcomes[index] = status
+                settled.append((batch, status))
+                in_flight.pop(0)
         finally:
-            for _, _, future in in_flight:
+            for _, _, _, future in in_flight:
                 future.cancel()  # after an error: no script runs for a batch left unsettled
-        return outcomes
+        return settled
 
     def close(self) -> None:
         self._sender.shutdown(wait=True)

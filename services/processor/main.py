@@ -28,7 +28,6 @@ from services.common.observability import (
     FENCE_RESYNCS,
     REBALANCES,
     RECORDS_CONSUMED,
-    WATERMARK_SECONDS,
     Health,
     serve,
 )
@@ -106,6 +105,9 @@ class Processor:
         self.metadata_outage = Outage("kafka-metadata", budget_s, self.health)
         self.source = SourceTopic(self.consumer, self.topic, self.metadata_outage)
         self.held_back: dict[int, float] = {}  # partition -> when to read it again
+        # Partitions sought back to their fence since this poll began: the poll's records
+        # of them were fetched before the seek, so they are dropped, never applied.
+        self.sought: set[int] = set()
         self.partitions = 0
         self.emitter: Emitter | None = None
 
@@ -150,6 +152,8 @@ class Processor:
             self.cursors.pop(tp.partition, None)
             with contextlib.suppress(KeyError):
                 CONSUMER_LAG.remove(str(tp.partition))
+        # Before the next owner reads the fences: scripts still in flight land now.
+        self._finish_applies()
         REBALANCES.labels(kind).inc()
         ASSIGNED_PARTITIONS.set(len(self.cursors))
 
@@ -165,6 +169,7 @@ class Processor:
         self.cursors[partition] = _cursor(state)
         FENCE_RESYNCS.labels(str(partition)).inc()
         self.consumer.seek(TopicPartition(self.topic, partition, self._start_offset(state.fence)))
+        self.sought.add(partition)
         log.info("partition re-synced", topic=self.topic, partition=partition, fence=state.fence)
 
     # -- the loop --------------------------------------------------------------------
@@ -219,6 +224,7 @@ class Processor:
                 self.health.beat()
                 if self.held_back:
                     self._resume_held_back()
+                self.sought.clear()
                 self._process(self.consumer.consume(max_records, max_wait))
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + interval
@@ -228,33 +234,45 @@ class Processor:
         return 0
 
     def _process(self, messages: list) -> None:
-        """decode -> fold -> apply the poll's partition batches; then commit for lag tools."""
+        """decode -> fold -> apply the poll's partition batches. The previous poll's scripts
+        ran in Redis while this poll was consumed and decoded: they are settled first."""
         decoded = decode(messages, self.config.max_future_skew_seconds)
         for error in decoded.errors:
             log.error("consume error", topic=self.topic, error=str(error))
-        owned = self.cursors  # a batch of a partition revoked while in flight is dropped
-        work = [(b, owned[b.partition]) for b in decoded.batches if b.partition in owned]
+        self._finish_applies()
+        owned, sought = self.cursors, self.sought  # revoked or sought back meanwhile: dropped
+        work = [
+            (b, owned[b.partition])
+            for b in decoded.batches
+            if b.partition in owned and b.partition not in sought
+        ]
         for batch, cursor in work:
             cursor.caught_up_offset = None
             RECORDS_CONSUMED.labels(str(batch.partition)).inc(len(batch.messages))
-        applied = []
-        for (batch, _), outcome in zip(work, self.applier.apply_all(work), strict=True):
-            if isinstance(outcome, DeadLetterError):
-                self._hold_back(batch, outcome)
-                continue
-            self.dead_letter_outage.succeeded()
-            if outcome is ApplyStatus.APPLIED:
-                applied.append(TopicPartition(self.topic, batch.partition, batch.last_offset + 1))
+        unconfirmed = self.applier.start_all(work)
+        for batch, _ in work:
+            if batch.partition in unconfirmed:
+                self._hold_back(batch, unconfirmed[batch.partition])
             else:
-                self._resync(batch.partition)
-        if applied:
-            self.consumer.commit(offsets=applied, asynchronous=True)
+                self.dead_letter_outage.succeeded()
         # After the records: an end-of-partition event follows the partition's last record.
         # A held-back partition is not caught up: its batch still waits to be applied.
         for partition, end_offset in decoded.reached_end.items():
             cursor = self.cursors.get(partition)
-            if cursor is not None and partition not in self.held_back:
+            if cursor is not None and partition not in self.held_back and partition not in sought:
                 cursor.caught_up_offset = end_offset
+
+    def _finish_applies(self) -> None:
+        """Settle the batches whose scripts are in flight: commit the applied ones (for lag
+        tools), re-sync the owned ones refused."""
+        applied = []
+        for batch, status in self.applier.finish_all():
+            if status is ApplyStatus.APPLIED:
+                applied.append(TopicPartition(self.topic, batch.partition, batch.last_offset + 1))
+            elif batch.partition in self.cursors:
+                self._resync(batch.partition)
+        if applied:
+            self.consumer.commit(offsets=applied, asynchronous=True)
 
     def _hold_back(self, batch: PartitionBatch, error: DeadLetterError) -> None:
         """Dead letters unconfirmed: keep the fence, pause, read the batch again later.
@@ -269,15 +287,7 @@ class Processor:
             partition=batch.partition,
             first_offset=batch.first_offset,
             last_offset=batch.last_offset,
-        )
-        log.error(
-            "dead letters unconfirmed, batch held back",
-            topic=batch.topic,
-            partition=batch.partition,
-            first_offset=batch.first_offset,
-            last_offset=batch.last_offset,
             retry_in_s=DEAD_LETTER_RETRY_S,
-            error=str(error),
         )
         # Seek first: the apply script takes any batch past the fence, so the records
         # after this batch must not be fetched before it is applied.
@@ -296,6 +306,7 @@ class Processor:
 
     def _punctuate(self) -> None:
         """Heartbeat caught-up partitions, catch fences that moved (a wiped Redis), emit."""
+        self._finish_applies()  # a script in flight would look like a fence moved elsewhere
         now_ms = int(time.time() * 1000)
         caught_up = {
             p: cursor.caught_up_offset
@@ -316,7 +327,7 @@ class Processor:
                     stored_fence=state.fence,
                 )
                 self._resync(partition, state)
-            self._export_gauges(partition, state)
+            self.source.export_gauges(state)
         try:
             self.emitter.tick(
                 lambda: stream_time(
@@ -348,20 +359,11 @@ class Processor:
         self.store.record_topology(partitions, self.windowing.size_s)
         return False
 
-    def _export_gauges(self, partition: int, state: PartitionState) -> None:
-        label = str(partition)
-        if state.watermark_s is not None:
-            WATERMARK_SECONDS.labels(label).set(state.watermark_s)
-        _low, high = self.consumer.get_watermark_offsets(
-            TopicPartition(self.topic, partition), cached=True
-        )
-        if high >= 0:
-            CONSUMER_LAG.labels(label).set(max(high - (state.fence + 1), 0))
-
     def _shutdown(self) -> None:
         """Finish cleanly: commit, hand the emitter lease back, leave the group at once."""
         self.health.ready = False
         try:
+            self._finish_applies()
             offsets = [
                 TopicPartition(self.topic, partition, cursor.fence + 1)
                 for partition, cursor in self.cursors.items()

@@ -16,8 +16,10 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from services.common.errors import TopicNotFound
 from services.common.kafka import partition_count
+from services.common.observability import CONSUMER_LAG, WATERMARK_SECONDS
 from services.processor.outage import Outage
 from services.processor.settings import LOG_END_TIMEOUT_S, PARTITION_REFRESH_S
+from statestore import PartitionState
 
 
 class SourceTopic:
@@ -60,3 +62,14 @@ class SourceTopic:
             return None
         self.outage.succeeded()
         return partitions
+
+    def export_gauges(self, state: PartitionState) -> None:
+        """The partition's watermark and its lag behind the fetcher's last known log end."""
+        label = str(state.partition)
+        if state.watermark_s is not None:
+            WATERMARK_SECONDS.labels(label).set(state.watermark_s)
+        _low, high = self.consumer.get_watermark_offsets(
+            TopicPartition(self.topic, state.partition), cached=True
+        )
+        if high >= 0:
+            CONSUMER_LAG.labels(label).set(max(high - (state.fence + 1), 0))

@@ -200,7 +200,7 @@ def test_default_bound_fits_a_near_megabyte_record_under_the_broker_default(pipe
 
 
 def held_back(replicas) -> int:
-    return replicas.logs(tail_chars=10**7).count("dead letters unconfirmed, batch held back")
+    return replicas.logs(tail_chars=10**7).count('"operation": "dead-letter confirm"')
 
 
 def test_refused_dead_letter_holds_its_partition_back_until_the_topic_takes_it(pipeline, tmp_path):
