@@ -13,6 +13,7 @@ the partitions this replica has read to the end and runs the emitter.
 from __future__ import annotations
 
 import contextlib
+import gc
 import threading
 import time
 
@@ -43,6 +44,7 @@ from services.processor.settings import (
     EMITTER_LEASE_MIN_MS,
     EMITTER_LEASE_PUNCTUATIONS,
     FETCH_SETTINGS,
+    GC_THRESHOLDS,
     SETTINGS,
     SHUTDOWN_FLUSH_TIMEOUT_S,
     assign,
@@ -208,6 +210,7 @@ class Processor:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
+        gc.set_threshold(*GC_THRESHOLDS)
         self.health.ready = True
         log.info(
             "processor started",
