@@ -17,8 +17,10 @@ applied to for half the state TTL is forgotten, since its keys may expire.
 Sealed windows are forgotten too; Redis refuses their batches whatever they hold.
 
 Memory is bounded by `capacity` members over every partition (HELD_MEMBERS_MAX,
-about 100 bytes each). When full, older windows make room for newer ones; a
-member that does not fit is simply sent every time, as without this module.
+about 110 bytes each; 0, the default, turns this off). When full, older windows
+make room for newer ones; a member that does not fit is simply sent every time,
+as without this module. It trades replica CPU and memory for Redis CPU: README
+"Performance" has the measurements.
 """
 
 from __future__ import annotations
