@@ -152,7 +152,7 @@ def test_frozen_zombie_replica_resuming_after_takeover_counts_once(pipeline, tmp
         )
         zombie.replicas[0].process.send_signal(signal.SIGCONT)
         wait_until(
-            lambda: fence_resyncs(zombie.replicas[0]) > 0, "the zombie never met the moved fence"
+            lambda: fence_met(zombie.replicas[0]) > 0, "the zombie never met the moved fence"
         )
         published = read_windows(config, all_final(expected))
     finally:
@@ -162,17 +162,23 @@ def test_frozen_zombie_replica_resuming_after_takeover_counts_once(pipeline, tmp
     assert applied(store, pipeline.partitions) == len(events)
 
 
-def fence_resyncs(replica) -> float:
-    """clickstream_fence_resyncs_total over all partitions, from the replica's /metrics."""
+def fence_met(replica) -> float:
+    """How often the replica met a fence another moved, from its /metrics: batches the
+    apply script refused (clickstream_batches_total{result="stale"}; a refused batch
+    may be settled after its partition was revoked, so it need not re-sync) plus
+    re-syncs the punctuation found (clickstream_fence_resyncs_total)."""
     status, body = replica.get("/metrics")
     if status != 200:
         return 0.0
     return sum(
         sample.value
         for family in text_string_to_metric_families(body.decode())
-        if family.name == "clickstream_fence_resyncs"
         for sample in family.samples
         if sample.name.endswith("_total")
+        and (
+            family.name == "clickstream_fence_resyncs"
+            or (family.name == "clickstream_batches" and sample.labels.get("result") == "stale")
+        )
     )
 
 
