@@ -6,9 +6,12 @@ and a scan for keys walks every primary: each holds only its own slots.
 
 from __future__ import annotations
 
+import contextlib
+
 import redis
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
+from redis.exceptions import RedisClusterException
 
 from services.common.errors import ConfigError
 
@@ -45,6 +48,13 @@ def connect(
 def primaries(client: redis.Redis | RedisCluster) -> list[redis.Redis]:
     """A client per primary: the server itself, or each master of the cluster."""
     if isinstance(client, RedisCluster):
+        # The client's slot map may predate a failover, and these calls go to each node
+        # directly, past the redirections that would correct it: read it again first, so
+        # a retried check asks the current primaries instead of a dead one forever. Any
+        # failure here leaves the old map; a dead node then fails as a connection error,
+        # which the caller's retry waits out.
+        with contextlib.suppress(redis.RedisError, RedisClusterException):
+            client.nodes_manager.initialize()
         return [node.redis_connection for node in client.get_primaries()]
     return [client]
 
