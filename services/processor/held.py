@@ -63,6 +63,8 @@ class HeldMembers:
 
     def leave_out(self, partition: int, generation: int, deltas: list[WindowDelta]) -> None:
         """Take the members Redis holds out of `deltas`' HLL sets (in place)."""
+        if not self.capacity:
+            return
         memory = self._memory(partition, generation)
         if not memory.windows:
             return
@@ -83,6 +85,8 @@ class HeldMembers:
         self, partition: int, generation: int, deltas: list[WindowDelta], sealed_before: int
     ) -> None:
         """`deltas` were applied: Redis holds their HLL members now."""
+        if not self.capacity:
+            return  # off: no window bookkeeping on the hot path
         memory = self._memory(partition, generation)
         for start in [start for start in memory.windows if start < sealed_before]:
             self._forget(memory, start)
