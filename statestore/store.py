@@ -19,7 +19,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from services.common.logging import get_logger
-from statestore import codec
+from statestore import codec, hll
 from statestore.codec import (
     SEAL_ARGV,
     add_counters,
@@ -358,6 +358,11 @@ class StateStore(EmissionStore):
         if newest is None or self.emission(newest).revision > 0:
             return None
         return self.read_window(newest, range(partitions)), window_seconds
+
+    def hll_positions_agree(self) -> bool:
+        """Whether this Redis puts HyperLogLog members where statestore.hll says."""
+        probe = self.keys.scratch(f"hll-probe-{secrets.token_hex(4)}", 0)
+        return self._call(lambda: hll.server_agrees(self.redis, probe))
 
     def reset(self) -> int:
         """Delete every key of this namespace (all topics); returns how many."""

@@ -19,7 +19,7 @@ from services.common.windowing import Windowing
 from services.processor.dead_letters import DeadLetterError, DeadLetters
 from services.processor.decode import PartitionBatch
 from services.processor.fold import Folded, fold
-from services.processor.held import HeldMembers, next_generation
+from services.processor.held import held_registers, next_generation
 from statestore import ApplyResult, ApplyStatus, StateStore
 
 log = get_logger("processor.apply")
@@ -46,7 +46,7 @@ class PartitionCursor:
     watermark_s: float | None
     sealed_before: int
     caught_up_offset: int | None = None  # log end at the last end-of-partition event
-    # Which cursor this is: members remembered as held in Redis belong to one cursor
+    # Which cursor this is: registers remembered as held in Redis belong to one cursor
     # (services.processor.held), and a resync or reassignment makes a new one.
     generation: int = field(default_factory=next_generation)
 
@@ -59,10 +59,10 @@ class BatchApplier:
         windowing: Windowing,
         owner: str,
         normalize_page_urls: bool = True,
-        held_members_max: int = 0,
+        hold_registers: bool = False,
     ):
         self.store = store
-        self.held = HeldMembers(held_members_max, store.ttl_s)
+        self.held = held_registers(store, hold_registers)
         self.normalize_page_urls = normalize_page_urls
         self.owner = owner
         self.dead_letters = dead_letters
@@ -76,7 +76,7 @@ class BatchApplier:
         """Apply `batch` on top of `cursor`; returns APPLIED or STALE.
 
         1. Fold the events with the partition's watermark and seal; leave out the HLL
-           members Redis already holds (services.processor.held).
+           members that raise no register Redis holds (services.processor.held).
         2. Send rejects and too-late events to the dead-letter topic and wait for
            Kafka to confirm them (only when there are any).
         3. Run the apply script with the fence this replica last saw.

@@ -96,7 +96,7 @@ class Processor:
             self.windowing,
             config.processor_id,
             config.normalize_page_urls,
-            config.held_members_max,
+            config.held_registers,
         )
         self.metrics_producer = make_producer(config, **{"linger.ms": 0})
         self.cursors: dict[int, PartitionCursor] = {}

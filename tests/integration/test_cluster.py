@@ -21,7 +21,7 @@ from load.api_server import ApiServer
 from load.redis_cluster import fail_over
 from services.common.config import redis_options
 from services.common.kafka import make_admin
-from statestore import StateStore
+from statestore import StateStore, hll
 from statestore.server import eviction_policy, primaries
 from tests.integration.harness import (
     PAST,
@@ -79,6 +79,10 @@ class TestStateStoreOnRedisCluster(StateStoreContract):
 
     def test_the_eviction_check_reads_every_primary(self, client):
         assert eviction_policy(client) == "noeviction"
+
+    @pytest.mark.skipif(not hll.available(), reason="statestore._hll is not built")
+    def test_the_cluster_puts_hll_members_where_the_client_says(self, store):
+        assert store.hll_positions_agree() is True
 
 
 class TestPublishedOnRedisCluster(PublishedContract):

@@ -367,7 +367,7 @@ def test_redis_losing_its_last_writes_mid_run_costs_nothing(pipeline, tmp_path):
     client = redis.Redis.from_url(config.redis_url)
     store = StateStore(client, pipeline.environ["STATE_NAMESPACE"], config.events_topic)
     pattern = store.keys.namespace_pattern()
-    replicas = Replicas(pipeline.environ, tmp_path, HELD_MEMBERS_MAX="100000")
+    replicas = Replicas(pipeline.environ, tmp_path)
     replicas.start_all(2)
     try:
         produce(config, events[:10_000])
