@@ -19,7 +19,7 @@ from services.common.windowing import Windowing
 from services.processor.dead_letters import DeadLetterError, DeadLetters
 from services.processor.decode import PartitionBatch
 from services.processor.fold import Folded, fold
-from services.processor.held import held_registers, next_generation
+from services.processor.held import HeldRegisters, held_registers, next_generation
 from statestore import ApplyResult, ApplyStatus, StateStore
 
 log = get_logger("processor.apply")
@@ -59,16 +59,21 @@ class BatchApplier:
         windowing: Windowing,
         owner: str,
         normalize_page_urls: bool = True,
-        hold_registers: bool = False,
     ):
         self.store = store
-        self.held = held_registers(store, hold_registers)
+        self.held = HeldRegisters(False, store.ttl_s)
         self.normalize_page_urls = normalize_page_urls
         self.owner = owner
         self.dead_letters = dead_letters
         self.windowing = windowing
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="apply-sender")
         self._in_flight: list[tuple[PartitionBatch, PartitionCursor, _Prepared, Future]] = []
+
+    def hold_registers(self, wanted: bool) -> None:
+        """Leave out members that raise no register Redis holds, if `wanted` and this
+        Redis agrees on where members go (services.processor.held). It asks Redis, so
+        the processor calls it at start-up, where Redis calls wait out an outage."""
+        self.held = held_registers(self.store, wanted)
 
     def apply(
         self, batch: PartitionBatch, cursor: PartitionCursor, dead_sent: set[int] | None = None

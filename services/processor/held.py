@@ -138,16 +138,17 @@ class HeldRegisters:
 
 def held_registers(store: StateStore, wanted: bool) -> HeldRegisters:
     """HeldRegisters, on if `wanted` and only if this build and this Redis agree on
-    where PFADD puts a member (statestore.hll); the start-up log says which."""
-    enabled = wanted and hll.available() and store.hll_positions_agree()
-    if wanted and not enabled:
-        log.warning(
-            "held registers off: every HyperLogLog member is sent to Redis",
-            reason="no C extension in this build"
-            if not hll.available()
-            else "this Redis hashes HyperLogLog members otherwise",
-        )
-    return HeldRegisters(enabled, store.ttl_s)
+    where PFADD puts a member (statestore.hll); the log says which, and why."""
+    off_because = None
+    if not hll.available():
+        off_because = "no C extension in this build"
+    elif wanted and not store.hll_positions_agree():
+        off_because = "this Redis hashes HyperLogLog members otherwise"
+    if wanted and off_because is None:
+        log.info("held registers on: only HyperLogLog members that raise a register are sent")
+    elif wanted:
+        log.warning("held registers off: every HyperLogLog member is sent", reason=off_because)
+    return HeldRegisters(wanted and off_because is None, store.ttl_s)
 
 
 _generations = itertools.count()

@@ -96,7 +96,6 @@ class Processor:
             self.windowing,
             config.processor_id,
             config.normalize_page_urls,
-            config.held_registers,
         )
         self.metrics_producer = make_producer(config, **{"linger.ms": 0})
         self.cursors: dict[int, PartitionCursor] = {}
@@ -187,6 +186,7 @@ class Processor:
             "eviction policy check",
         )
         log.info("redis eviction policy", maxmemory_policy=policy)
+        self.applier.hold_registers(self.config.held_registers)
         self.store.record_topology(self.partitions, self.windowing.size_s)
         self.emitter = Emitter(
             self.store,

@@ -60,8 +60,8 @@ def run(client, hold_registers: bool, batches, drop_state_after: int | None = No
         DeadLetters(FakeProducer(), "dlq"),
         WINDOWING,
         "replica-a",
-        hold_registers=hold_registers,
     )
+    applier.hold_registers(hold_registers)
     assert applier.held.enabled is hold_registers
     sent = []
     apply_batch = store.apply_batch

@@ -380,6 +380,8 @@ def test_redis_losing_its_last_writes_mid_run_costs_nothing(pipeline, tmp_path):
     finally:
         replicas.stop_all()
         client.close()
+    # Held registers are on by default; this run is about them surviving lost writes.
+    assert replicas.logs(tail_chars=10**8).count("held registers on") == 2
     assert_ground_truth(published, expected)
 
 

@@ -105,9 +105,8 @@ def test_a_redis_that_hashes_otherwise_gets_every_member(monkeypatch):
     """fakeredis keeps HyperLogLogs as sets: the start-up probe disagrees, so the
     applier sends every member, every batch, and the counts stay exact there too."""
     store = StateStore(fakeredis.FakeRedis(), "held", TOPIC)
-    applier = BatchApplier(
-        store, DeadLetters(FakeProducer(), "dlq"), WINDOWING, "replica-a", hold_registers=True
-    )
+    applier = BatchApplier(store, DeadLetters(FakeProducer(), "dlq"), WINDOWING, "replica-a")
+    applier.hold_registers(True)
     sent: list[set[str]] = []
     apply_batch = store.apply_batch
 
