@@ -78,6 +78,8 @@ def decode_registers(value: bytes) -> bytes:
 
 
 def _dense(body: bytes) -> bytes:
+    if len(body) != REGISTERS * _BITS // 8:
+        raise ValueError(f"dense HyperLogLog of {len(body)} bytes")
     padded = body + b"\0"
     registers = bytearray(REGISTERS)
     for index in range(REGISTERS):
@@ -88,22 +90,24 @@ def _dense(body: bytes) -> bytes:
 
 def _sparse(body: bytes) -> bytes:
     registers = bytearray(REGISTERS)
-    index = position_in_body = 0
-    while position_in_body < len(body):
-        opcode = body[position_in_body]
+    index = at = 0
+    while at < len(body) and index < REGISTERS:
+        opcode = body[at]
         if opcode & 0x80:  # VAL: 1vvvvvxx, a run of xx+1 registers of value vvvvv+1
             run, value = (opcode & 0x3) + 1, ((opcode >> 2) & 0x1F) + 1
-            registers[index : index + run] = bytes([value]) * run
-            position_in_body += 1
+            registers[index : index + run] = bytes([value]) * min(run, REGISTERS - index)
+            at += 1
         elif opcode & 0x40:  # XZERO: 01xxxxxx yyyyyyyy, a run of zeros up to 16384
-            run = ((opcode & 0x3F) << 8 | body[position_in_body + 1]) + 1
-            position_in_body += 2
+            if at + 1 >= len(body):
+                raise ValueError("sparse HyperLogLog ends inside an opcode")
+            run = ((opcode & 0x3F) << 8 | body[at + 1]) + 1
+            at += 2
         else:  # ZERO: 00xxxxxx, a run of up to 64 zeros
             run = (opcode & 0x3F) + 1
-            position_in_body += 1
+            at += 1
         index += run
-    if index != REGISTERS:
-        raise ValueError(f"sparse HyperLogLog covers {index} registers, not {REGISTERS}")
+    if index != REGISTERS or at != len(body):
+        raise ValueError(f"sparse HyperLogLog does not cover exactly {REGISTERS} registers")
     return bytes(registers)
 
 

@@ -104,9 +104,21 @@ def test_a_server_whose_hyperloglogs_are_not_redis_values_disagrees():
     [
         (b"", "not a HyperLogLog"),
         (b"HYLL\x07" + bytes(11), "encoding 7"),
-        (b"HYLL\x01" + bytes(11), "covers 0"),
+        (b"HYLL\x01" + bytes(11), "exactly 16384"),
+        (b"HYLL\x00" + bytes(11) + bytes(100), "dense HyperLogLog of 100 bytes"),
+        (b"HYLL\x01" + bytes(11) + b"\x7f", "ends inside an opcode"),
     ],
 )
 def test_values_that_are_not_hyperloglogs_are_refused(value, message):
     with pytest.raises(ValueError, match=message):
         hll.decode_registers(value)
+
+
+@given(st.binary(max_size=40))
+def test_any_value_decodes_to_registers_or_a_clear_error(tail):
+    for encoding in (b"\x00", b"\x01"):
+        try:
+            registers = hll.decode_registers(b"HYLL" + encoding + bytes(11) + tail)
+        except ValueError:
+            continue
+        assert len(registers) == hll.REGISTERS
