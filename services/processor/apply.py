@@ -96,15 +96,6 @@ class BatchApplier:
             if status is not None:
                 return status
 
-    def apply_all(
-        self, work: list[tuple[PartitionBatch, PartitionCursor]]
-    ) -> list[ApplyStatus | DeadLetterError]:
-        """Apply one poll's batches (start_all, then finish_all); each batch's outcome is
-        its status, or the DeadLetterError that left it unapplied."""
-        unconfirmed = self.start_all(work)
-        statuses = {batch.partition: status for batch, status in self.finish_all()}
-        return [unconfirmed.get(batch.partition) or statuses[batch.partition] for batch, _ in work]
-
     def start_all(
         self, work: list[tuple[PartitionBatch, PartitionCursor]]
     ) -> dict[int, DeadLetterError]:

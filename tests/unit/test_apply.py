@@ -117,9 +117,10 @@ def test_a_poll_holds_back_only_the_batch_whose_dead_letters_went_unconfirmed(st
         (batch(TOPIC, 1, 0, [click(T0 + 2)], rejects=1), cursors[1]),
         (batch(TOPIC, 2, 0, [click(T0 + 3), click(T0 + 4, "u2")]), cursors[2]),
     ]
-    outcomes = apply.apply_all(work)
-    assert outcomes[0] is ApplyStatus.APPLIED and outcomes[2] is ApplyStatus.APPLIED
-    assert isinstance(outcomes[1], DeadLetterError)
+    unconfirmed = apply.start_all(work)  # as the processor runs a poll
+    statuses = {batch.partition: status for batch, status in apply.finish_all()}
+    assert statuses == {0: ApplyStatus.APPLIED, 2: ApplyStatus.APPLIED}
+    assert list(unconfirmed) == [1] and isinstance(unconfirmed[1], DeadLetterError)
     states = store.partition_states(range(3))
     assert [states[p].fence for p in range(3)] == [0, NO_FENCE, 1]
     assert [cursor.fence for cursor in cursors] == [0, NO_FENCE, 1]
@@ -136,7 +137,9 @@ def test_a_poll_refolds_only_the_batch_under_a_sealed_window_and_sends_its_dead_
         (batch(TOPIC, 0, 0, [click(T0 + 1), click(T0 + 61, "u2")], rejects=1), cursors[0]),
         (batch(TOPIC, 1, 0, [click(T0 + 2)]), cursors[1]),
     ]
-    assert apply.apply_all(work) == [ApplyStatus.APPLIED, ApplyStatus.APPLIED]
+    assert apply.start_all(work) == {}
+    settled = [(batch.partition, status) for batch, status in apply.finish_all()]
+    assert settled == [(0, ApplyStatus.APPLIED), (1, ApplyStatus.APPLIED)]
     assert store.read_window(T0, [0]).events == 0
     assert store.read_window(T0 + 60, [0]).events == 1
     assert store.read_window(T0, [1]).events == 1
