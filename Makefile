@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: install up down topics run produce test test-unit lint bench profile clean
 
-$(BIN)/clickstream: pyproject.toml setup.py statestore/_hll.c
+$(BIN)/clickstream: pyproject.toml setup.py statestore/_hll.c services/processor/_columns.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Final
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, Message
@@ -37,6 +37,7 @@ from services.common.schema import (
     check_event_time,
     decode_event,
 )
+from services.processor import columns
 
 FUTURE_TIMESTAMP: Final = "future_timestamp"
 NO_RECORD_TIMESTAMP: Final = "no_record_timestamp"
@@ -116,9 +117,7 @@ def decode(
             if max(map(len, values)) > MAX_EVENT_BYTES:
                 raise ValueError("oversized record in run")
             events = list(map(_decode_json, values))
-            # Aware datetimes compare in C; only the extremes are converted.
-            earliest = min(map(_timestamp, events))
-            latest = max(map(_timestamp, events))
+            earliest, latest = columns.time_bounds(events)
             in_bounds = _event_times_in_bounds(earliest, latest, run, max_future_skew_s)
         except Exception:  # anything at all: the slow path names each record's reason
             in_bounds = False
@@ -195,5 +194,4 @@ _partition = Message.partition
 _value = Message.value
 _record_timestamp = Message.timestamp
 _millis = itemgetter(1)
-_timestamp = attrgetter("timestamp")
 _decode_json = EVENT_DECODER.decode

@@ -21,16 +21,15 @@ visitor is one page, not one zset member per visitor.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import compress, repeat
-from operator import attrgetter, eq
+from operator import attrgetter
 
 from services.common.schema import ClickEvent
 from services.common.windowing import Windowing
-from statestore import METRICS, Kind, Metric, WindowDelta
-from statestore.metrics import EACH_EVENT, EVENT_TYPE, LATE_EVENT, REFUSED_BY_CAP
+from services.processor import columns
+from statestore import METRICS, Kind, WindowDelta
+from statestore.metrics import EACH_EVENT, LATE_EVENT, REFUSED_BY_CAP
 
 _timestamp = attrgetter("timestamp")
 _epoch = datetime.timestamp
@@ -59,8 +58,7 @@ def fold(
     if not events:
         return Folded([], [], watermark_s, 0)
     if time_bounds is None:
-        # Aware datetimes compare in C; only the extremes need converting here.
-        time_bounds = min(map(_timestamp, events)), max(map(_timestamp, events))
+        time_bounds = columns.time_bounds(events)
     earliest, latest = time_bounds[0].timestamp(), time_bounds[1].timestamp()
     window_start = windowing.start_of(earliest)
     if (
@@ -107,18 +105,6 @@ def _aggregate(
     window_start: int, events: list[ClickEvent], late: int, normalize_page_urls: bool
 ) -> WindowDelta:
     """One window's delta, one attribute per metric of statestore.metrics."""
-    # Column-wise with map() and compress(): every pass over the events runs in C.
-    # An attribute several metrics read is read once into a list; others stream.
-    columns = {attribute: list(map(attrgetter(attribute), events)) for attribute in _SHARED}
-
-    def values(metric: Metric) -> Iterable:
-        read = columns.get(metric.source)
-        if read is None:
-            read = map(attrgetter(metric.source), events)
-        if metric.only_event_type is None:
-            return read
-        return compress(read, map(eq, columns[EVENT_TYPE], repeat(metric.only_event_type)))
-
     delta = WindowDelta(window_start)
     for metric in METRICS:
         if metric.source == REFUSED_BY_CAP:
@@ -128,11 +114,11 @@ def _aggregate(
         elif metric.source == LATE_EVENT:
             value = late
         elif metric.kind is Kind.COUNTER:
-            value = sum(values(metric))
+            value = columns.total(events, metric.source)
         elif metric.kind is Kind.HLL:
-            value = set(values(metric))
+            value = columns.distinct(events, metric.source, metric.only_event_type)
         else:
-            value = Counter(values(metric))
+            value = columns.counts(events, metric.source, metric.only_event_type)
             if metric.url_path_only and normalize_page_urls:
                 value = url_paths(value)
         setattr(delta, metric.name, value)
@@ -151,14 +137,3 @@ def url_paths(counts: Counter) -> Counter:
     for url, count in counts.items():
         paths[url.partition("?")[0].partition("#")[0]] += count
     return paths
-
-
-def _shared_attributes() -> frozenset[str]:
-    not_attributes = (EACH_EVENT, LATE_EVENT, REFUSED_BY_CAP)
-    sources = Counter(m.source for m in METRICS if m.source not in not_attributes)
-    if any(metric.only_event_type for metric in METRICS):
-        sources[EVENT_TYPE] += 2
-    return frozenset(source for source, uses in sources.items() if uses > 1)
-
-
-_SHARED = _shared_attributes()
