@@ -9,6 +9,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,6 +18,7 @@ from services.common.schema import DEVICE_TYPES, EVENT_TYPES, ClickEvent
 from services.common.windowing import Windowing
 from services.processor import columns
 from services.processor.fold import fold
+from tests.unit.protocol_fakes import click
 
 pytestmark = pytest.mark.skipif(columns.IN_C is None, reason="processor._columns is not built")
 
@@ -139,17 +141,4 @@ def test_anything_but_a_list_of_events_is_refused():
 
 
 def _event(**fields) -> ClickEvent:
-    defaults = dict(
-        event_id="e",
-        timestamp=datetime(2026, 1, 1, tzinfo=UTC),
-        user_id="u",
-        session_id="s",
-        event_type="click",
-        page_url="/",
-        page_category="c",
-        referrer="r",
-        device_type="mobile",
-        country="US",
-        duration_ms=1,
-    )
-    return ClickEvent(**{**defaults, **fields})
+    return msgspec.structs.replace(click(1_767_225_600), **fields)
