@@ -63,23 +63,33 @@ static PyObject *read_slot(PyObject *event, Py_ssize_t offset) {
     return value;
 }
 
-/* The event's value in the column (borrowed), NULL with no exception set if the
- * event is filtered out, NULL with an exception on error. */
-static PyObject *column_value(const Column *column, PyObject *event) {
+/* The value in the column of the list's item `at` (a new reference), NULL with no
+ * exception set if the event is filtered out, NULL with an exception on error.
+ * References are held across every comparison: an __eq__ or __hash__ written in
+ * Python could change the list or the event meanwhile. */
+static PyObject *column_value(const Column *column, PyObject *events, Py_ssize_t at) {
+    PyObject *event = PyList_GET_ITEM(events, at), *value = NULL;
+    Py_INCREF(event);
     if (!PyObject_TypeCheck(event, column->owner)) {
         PyErr_Format(PyExc_TypeError, "expected %s, got %s", column->owner->tp_name,
                      Py_TYPE(event)->tp_name);
-        return NULL;
+        goto done;
     }
     if (column->only_offset >= 0) {
         PyObject *only = read_slot(event, column->only_offset);
         if (only == NULL)
-            return NULL;
+            goto done;
+        Py_INCREF(only);
         int equal = PyObject_RichCompareBool(only, column->only_value, Py_EQ);
+        Py_DECREF(only);
         if (equal <= 0)
-            return NULL; /* not equal (no exception), or an error */
+            goto done; /* not equal (no exception), or an error */
     }
-    return read_slot(event, column->offset);
+    value = read_slot(event, column->offset);
+    Py_XINCREF(value);
+done:
+    Py_DECREF(event);
+    return value;
 }
 
 static PyObject *events_list(PyObject *events) {
@@ -88,6 +98,36 @@ static PyObject *events_list(PyObject *events) {
         return NULL;
     }
     return events;
+}
+
+/* One more of `value`: its tally goes up, or it gets the next index with a tally of 1. */
+static int tally_value(PyObject *index_of, PyObject *value, Py_ssize_t **tally,
+                       Py_ssize_t *distinct, Py_ssize_t *capacity) {
+    PyObject *index = PyDict_GetItemWithError(index_of, value);
+    if (index != NULL) {
+        (*tally)[PyLong_AsSsize_t(index)]++;
+        return 0;
+    }
+    if (PyErr_Occurred())
+        return -1;
+    if (*distinct == *capacity) {
+        Py_ssize_t grown_capacity = *capacity ? *capacity * 2 : 16;
+        Py_ssize_t *grown = PyMem_Realloc(*tally, grown_capacity * sizeof **tally);
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        *tally = grown;
+        *capacity = grown_capacity;
+    }
+    index = PyLong_FromSsize_t(*distinct);
+    if (index == NULL || PyDict_SetItem(index_of, value, index) < 0) {
+        Py_XDECREF(index);
+        return -1;
+    }
+    Py_DECREF(index);
+    (*tally)[(*distinct)++] = 1;
+    return 0;
 }
 
 PyDoc_STRVAR(count_into_doc,
@@ -112,35 +152,16 @@ static PyObject *count_into(PyObject *self, PyObject *args) {
     if (index_of == NULL)
         return NULL;
     for (Py_ssize_t at = 0; at < PyList_GET_SIZE(events); at++) {
-        PyObject *value = column_value(&column, PyList_GET_ITEM(events, at));
+        PyObject *value = column_value(&column, events, at);
         if (value == NULL) {
             if (PyErr_Occurred())
                 goto fail;
             continue;
         }
-        PyObject *index = PyDict_GetItemWithError(index_of, value);
-        if (index != NULL) {
-            tally[PyLong_AsSsize_t(index)]++;
-            continue;
-        }
-        if (PyErr_Occurred())
+        int counted = tally_value(index_of, value, &tally, &distinct, &capacity);
+        Py_DECREF(value);
+        if (counted < 0)
             goto fail;
-        if (distinct == capacity) {
-            capacity = capacity ? capacity * 2 : 16;
-            Py_ssize_t *grown = PyMem_Realloc(tally, capacity * sizeof *tally);
-            if (grown == NULL) {
-                PyErr_NoMemory();
-                goto fail;
-            }
-            tally = grown;
-        }
-        index = PyLong_FromSsize_t(distinct);
-        if (index == NULL || PyDict_SetItem(index_of, value, index) < 0) {
-            Py_XDECREF(index);
-            goto fail;
-        }
-        Py_DECREF(index);
-        tally[distinct++] = 1;
     }
     /* Into `counts` in first-occurrence order (the dict keeps insertion order). */
     Py_ssize_t position = 0, number = 0;
@@ -192,8 +213,10 @@ static PyObject *distinct(PyObject *self, PyObject *args) {
     if (values == NULL)
         return NULL;
     for (Py_ssize_t at = 0; at < PyList_GET_SIZE(events); at++) {
-        PyObject *value = column_value(&column, PyList_GET_ITEM(events, at));
-        if (value == NULL ? PyErr_Occurred() != NULL : PySet_Add(values, value) < 0) {
+        PyObject *value = column_value(&column, events, at);
+        int failed = value == NULL ? PyErr_Occurred() != NULL : PySet_Add(values, value) < 0;
+        Py_XDECREF(value);
+        if (failed) {
             Py_DECREF(values);
             return NULL;
         }
@@ -218,7 +241,7 @@ static PyObject *total(PyObject *self, PyObject *args) {
     long long small = 0;
     PyObject *sum = NULL;
     for (Py_ssize_t at = 0; at < PyList_GET_SIZE(events); at++) {
-        PyObject *value = column_value(&column, PyList_GET_ITEM(events, at));
+        PyObject *value = column_value(&column, events, at);
         if (value == NULL)
             goto fail;
         if (sum == NULL && PyLong_CheckExact(value)) {
@@ -227,12 +250,16 @@ static PyObject *total(PyObject *self, PyObject *args) {
             if (!overflow && !(number > 0 && small > LLONG_MAX - number) &&
                 !(number < 0 && small < LLONG_MIN - number)) {
                 small += number;
+                Py_DECREF(value);
                 continue;
             }
         }
-        if (sum == NULL && (sum = PyLong_FromLongLong(small)) == NULL)
+        if (sum == NULL && (sum = PyLong_FromLongLong(small)) == NULL) {
+            Py_DECREF(value);
             goto fail;
+        }
         PyObject *added = PyNumber_Add(sum, value);
+        Py_DECREF(value);
         Py_DECREF(sum);
         sum = added;
         if (sum == NULL)
@@ -251,7 +278,7 @@ PyDoc_STRVAR(bounds_doc,
 "for no events.");
 
 static PyObject *bounds(PyObject *self, PyObject *args) {
-    PyObject *events, *descriptor, *least = NULL, *most = NULL;
+    PyObject *events, *descriptor, *least = NULL, *most = NULL, *result = NULL;
     Column column;
 
     if (!PyArg_ParseTuple(args, "OO", &events, &descriptor))
@@ -263,27 +290,38 @@ static PyObject *bounds(PyObject *self, PyObject *args) {
         return NULL;
     }
     for (Py_ssize_t at = 0; at < PyList_GET_SIZE(events); at++) {
-        PyObject *value = column_value(&column, PyList_GET_ITEM(events, at));
+        PyObject *value = column_value(&column, events, at);
         if (value == NULL)
-            return NULL;
+            goto done;
         if (least == NULL) {
-            least = most = value;
+            least = value;
+            Py_INCREF(value);
+            most = value;
             continue;
         }
         /* min() and max() keep the first of equal values: replace only when strictly
-         * beyond, and compare in the same order they do. */
+         * beyond, comparing in the order they do. */
         int below = PyObject_RichCompareBool(value, least, Py_LT);
-        if (below < 0)
-            return NULL;
-        if (below)
-            least = value;
-        int above = PyObject_RichCompareBool(value, most, Py_GT);
-        if (above < 0)
-            return NULL;
-        if (above)
-            most = value;
+        int above = below < 0 ? -1 : PyObject_RichCompareBool(value, most, Py_GT);
+        if (above < 0) {
+            Py_DECREF(value);
+            goto done;
+        }
+        if (below) {
+            Py_INCREF(value);
+            Py_SETREF(least, value);
+        }
+        if (above) {
+            Py_INCREF(value);
+            Py_SETREF(most, value);
+        }
+        Py_DECREF(value);
     }
-    return PyTuple_Pack(2, least, most);
+    result = PyTuple_Pack(2, least, most);
+done:
+    Py_XDECREF(least);
+    Py_XDECREF(most);
+    return result;
 }
 
 static PyMethodDef methods[] = {

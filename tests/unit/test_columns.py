@@ -126,6 +126,26 @@ def test_a_filtered_count_sees_only_that_event_type():
     assert dict(C.counts(batch, "session_id", "click")) == {"a": 1}
 
 
+def test_an_eq_that_empties_the_list_midway_stops_both_readers_alike():
+    """Values are untrusted objects: comparing one may run Python code that changes
+    the list; the C reader holds its own references and stops where map() stops."""
+    batch: list[ClickEvent] = []
+
+    class Clearing(str):
+        def __eq__(self, other):
+            batch.clear()
+            return False
+
+        __hash__ = str.__hash__
+
+    for reader in (C, PYTHON):
+        batch[:] = [_event(page_url=Clearing(f"/p{n % 3}")) for n in range(50)]
+        assert list(reader.counts(batch, "page_url", None).values()) == [1, 1, 1, 1]
+        batch[:] = [_event(event_type=Clearing("click")) for _ in range(50)]
+        assert reader.distinct(batch, "user_id", "click") == set()
+        assert batch == []
+
+
 def test_no_events_have_no_time_bounds():
     with pytest.raises(ValueError):
         C.time_bounds([])
