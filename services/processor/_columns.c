@@ -37,8 +37,13 @@ typedef struct {
     PyObject *only_value;
 } Column;
 
-static int column_parse(PyObject *descriptor, PyObject *only_descriptor, PyObject *only_value,
-                        Column *column) {
+/* The column `descriptor` names over `events`, which must be a list. */
+static int column_parse(PyObject *events, PyObject *descriptor, PyObject *only_descriptor,
+                        PyObject *only_value, Column *column) {
+    if (!PyList_Check(events)) {
+        PyErr_SetString(PyExc_TypeError, "events must be a list");
+        return -1;
+    }
     if (slot_offset(descriptor, &column->owner, &column->offset) < 0)
         return -1;
     column->only_offset = -1;
@@ -92,14 +97,6 @@ done:
     return value;
 }
 
-static PyObject *events_list(PyObject *events) {
-    if (!PyList_Check(events)) {
-        PyErr_SetString(PyExc_TypeError, "events must be a list");
-        return NULL;
-    }
-    return events;
-}
-
 /* One more of `value`: its tally goes up, or it gets the next index with a tally of 1. */
 static int tally_value(PyObject *index_of, PyObject *value, Py_ssize_t **tally,
                        Py_ssize_t *distinct, Py_ssize_t *capacity) {
@@ -132,9 +129,9 @@ static int tally_value(PyObject *index_of, PyObject *value, Py_ssize_t **tally,
 
 PyDoc_STRVAR(count_into_doc,
 "count_into(counts, events, member, only_member, only_value)\n--\n\n"
-"Add to the dict `counts` one per event for its `member` value, new values in order\n"
-"of first occurrence; only events whose `only_member` equals `only_value`, unless\n"
-"`only_member` is None.");
+"Fill the empty dict `counts` (a Counter, say) with the number of events per `member`\n"
+"value, in order of first occurrence; only events whose `only_member` equals\n"
+"`only_value`, unless `only_member` is None.");
 
 static PyObject *count_into(PyObject *self, PyObject *args) {
     PyObject *counts, *events, *descriptor, *only_descriptor, *only_value;
@@ -143,9 +140,12 @@ static PyObject *count_into(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!OOOO", &PyDict_Type, &counts, &events, &descriptor,
                           &only_descriptor, &only_value))
         return NULL;
-    if (events_list(events) == NULL || column_parse(descriptor, only_descriptor, only_value,
-                                                    &column) < 0)
+    if (column_parse(events, descriptor, only_descriptor, only_value, &column) < 0)
         return NULL;
+    if (PyDict_GET_SIZE(counts) != 0) {
+        PyErr_SetString(PyExc_ValueError, "counts must be empty");
+        return NULL;
+    }
     /* value -> its index in `tally`; the dict `counts` is written once, at the end. */
     PyObject *index_of = PyDict_New();
     Py_ssize_t *tally = NULL, distinct = 0, capacity = 0;
@@ -167,23 +167,12 @@ static PyObject *count_into(PyObject *self, PyObject *args) {
     Py_ssize_t position = 0, number = 0;
     PyObject *value, *index;
     while (PyDict_Next(index_of, &position, &value, &index)) {
-        PyObject *before = PyDict_GetItemWithError(counts, value);
-        PyObject *after;
-        if (before == NULL && PyErr_Occurred())
-            goto fail;
-        if (before == NULL) {
-            after = PyLong_FromSsize_t(tally[number]);
-        } else {
-            PyObject *added = PyLong_FromSsize_t(tally[number]);
-            after = added ? PyNumber_Add(before, added) : NULL;
-            Py_XDECREF(added);
-        }
-        if (after == NULL || PyDict_SetItem(counts, value, after) < 0) {
-            Py_XDECREF(after);
+        PyObject *count = PyLong_FromSsize_t(tally[number++]);
+        if (count == NULL || PyDict_SetItem(counts, value, count) < 0) {
+            Py_XDECREF(count);
             goto fail;
         }
-        Py_DECREF(after);
-        number++;
+        Py_DECREF(count);
     }
     PyMem_Free(tally);
     Py_DECREF(index_of);
@@ -206,8 +195,7 @@ static PyObject *distinct(PyObject *self, PyObject *args) {
 
     if (!PyArg_ParseTuple(args, "OOOO", &events, &descriptor, &only_descriptor, &only_value))
         return NULL;
-    if (events_list(events) == NULL || column_parse(descriptor, only_descriptor, only_value,
-                                                    &column) < 0)
+    if (column_parse(events, descriptor, only_descriptor, only_value, &column) < 0)
         return NULL;
     PyObject *values = PySet_New(NULL);
     if (values == NULL)
@@ -234,7 +222,7 @@ static PyObject *total(PyObject *self, PyObject *args) {
 
     if (!PyArg_ParseTuple(args, "OO", &events, &descriptor))
         return NULL;
-    if (events_list(events) == NULL || column_parse(descriptor, Py_None, NULL, &column) < 0)
+    if (column_parse(events, descriptor, Py_None, NULL, &column) < 0)
         return NULL;
     /* Machine integers while they fit; Python's addition from the first value that does
      * not (not an int, or a sum past 64 bits), exactly as sum() switches over. */
@@ -283,7 +271,7 @@ static PyObject *bounds(PyObject *self, PyObject *args) {
 
     if (!PyArg_ParseTuple(args, "OO", &events, &descriptor))
         return NULL;
-    if (events_list(events) == NULL || column_parse(descriptor, Py_None, NULL, &column) < 0)
+    if (column_parse(events, descriptor, Py_None, NULL, &column) < 0)
         return NULL;
     if (PyList_GET_SIZE(events) == 0) {
         PyErr_SetString(PyExc_ValueError, "bounds() of no events");

@@ -158,6 +158,8 @@ def test_anything_but_a_list_of_events_is_refused():
         C.distinct(iter([_event()]), "user_id", None)
     with pytest.raises(TypeError, match="member descriptor"):
         columns._columns.total([_event()], "duration_ms")
+    with pytest.raises(ValueError, match="empty"):
+        columns._columns.count_into({"u": 1}, [_event()], ClickEvent.user_id, None, None)
 
 
 def _event(**fields) -> ClickEvent:
